@@ -1,0 +1,53 @@
+# The two commands a fresh clone needs: `make run` and `make test`. Both set up .venv first.
+SHELL := /bin/bash
+PYTHON ?= python3.11
+VENV := .venv
+BIN := $(abspath $(VENV))/bin
+STAMP := $(VENV)/.installed
+
+# Tools run from the project's venv; telemetry of kedro, mlflow, dvc and GE is off.
+export PATH := $(BIN):$(PATH)
+export KEDRO_DISABLE_TELEMETRY := true
+export DO_NOT_TRACK := 1
+export MLFLOW_DISABLE_TELEMETRY := true
+export DVC_NO_ANALYTICS := 1
+export GX_ANALYTICS_ENABLED := False
+export HF_HUB_OFFLINE := 1
+export PYTHONWARNINGS := ignore::UserWarning:mlflow.pyfunc.utils.data_validation
+
+.PHONY: setup run test lint format bench ui-viz lock clean
+
+setup: $(STAMP)  ## create .venv and install the pinned dependencies (fast when nothing changed)
+
+$(STAMP): pyproject.toml constraints.txt
+	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install --quiet --upgrade "pip>=24" setuptools wheel
+	$(BIN)/python -m pip install --quiet -c constraints.txt -e ".[dev]"
+	@touch $@
+
+run: setup  ## the whole pipeline on the default config, reproduced by DVC (reruns only what changed)
+	dvc repro
+
+test: setup  ## the test suite
+	pytest
+
+lint: setup
+	ruff check . && ruff format --check .
+
+format: setup
+	ruff check --fix . && ruff format .
+
+bench: setup  ## benchmarks: print tables, write JSON to benchmarks/results/
+	python benchmarks/curation.py
+
+viz: setup  ## the pipeline graph in the browser (kedro-viz on localhost)
+	kedro viz run --no-browser --host 127.0.0.1
+
+lock: setup  ## re-pin constraints.txt from the current .venv
+	{ echo "# Pinned versions of every package in .venv, used by 'make setup' (pip install -c constraints.txt)."; \
+	  echo "# Regenerate after changing pyproject.toml: make lock"; \
+	  $(BIN)/pip freeze --exclude-editable | sed 's/^torch==\(.*\)+cpu/torch==\1/' | grep -v '^mobilei2v'; } > constraints.txt
+
+clean:  ## remove pipeline outputs and local tracking (keeps .venv and the DVC cache)
+	rm -rf mlflow.db mlartifacts data/01_raw/synthetic
+	find data -mindepth 2 ! -name .gitkeep ! -name .gitignore ! -path 'data/01_raw/videos/*' -delete

@@ -1,0 +1,3 @@
+from mobilei2v_pipeline.cli import main
+
+main()

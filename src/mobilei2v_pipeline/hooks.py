@@ -1,0 +1,44 @@
+"""Project hooks: seeds, and the tags that make every MLflow run traceable to its code, data and config."""
+
+from __future__ import annotations
+
+import logging
+import random
+from pathlib import Path
+from typing import Any
+
+import mlflow
+import numpy as np
+from kedro.framework.hooks import hook_impl
+from kedro.io import DataCatalog
+
+from mobilei2v_pipeline.data_version import data_version
+from mobilei2v_pipeline.git_state import git_state
+
+logger = logging.getLogger(__name__)
+
+
+class RunTrackingHook:
+    """Seeds the random generators, then tags the run kedro-mlflow started with commit, data version and env."""
+
+    @hook_impl
+    def after_context_created(self, context) -> None:
+        self._project_path = Path(context.project_path)
+        self._env = context.env
+
+    @hook_impl(trylast=True)  # after kedro-mlflow's hook has started the run
+    def before_pipeline_run(self, run_params: dict[str, Any], catalog: DataCatalog) -> None:
+        seed = int(catalog.load("params:seed"))
+        random.seed(seed)
+        np.random.seed(seed)
+        tags = {
+            **git_state(self._project_path),
+            "kedro_env": self._env or "base",
+            "pipeline": run_params.get("pipeline_names") and ",".join(run_params["pipeline_names"]) or "__default__",
+            "data_version": data_version(catalog.load("user_videos"), catalog.load("params:synthetic")),
+            "seed": str(seed),
+        }
+        logger.info("Run tags: %s", tags)
+        if mlflow.active_run() is not None:
+            mlflow.set_tags(tags)
+            mlflow.log_dict(catalog.load("parameters"), "config/parameters.json")

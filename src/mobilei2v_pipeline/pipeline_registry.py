@@ -1,0 +1,16 @@
+"""Project pipelines: each stage by name, and __default__ runs them all in order."""
+
+from kedro.framework.project import find_pipelines
+from kedro.pipeline import Pipeline
+
+# The order of the flow in DESIGN.md; a stage appears here once its pipeline exists.
+STAGES = ["data_curation"]
+
+
+def register_pipelines() -> dict[str, Pipeline]:
+    pipelines = find_pipelines(raise_errors=True)
+    unknown = set(pipelines) - set(STAGES) - {"__default__"}
+    if unknown:
+        raise RuntimeError(f"pipelines {sorted(unknown)} are not in STAGES; add them in flow order")
+    pipelines["__default__"] = sum((pipelines[name] for name in STAGES), Pipeline([]))
+    return pipelines

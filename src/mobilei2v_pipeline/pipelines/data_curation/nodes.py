@@ -1,0 +1,263 @@
+"""Nodes of the data_curation pipeline: raw videos in, scored and validated training clips out."""
+
+from __future__ import annotations
+
+import hashlib
+import logging
+import re
+from collections.abc import Callable
+from functools import partial
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+from PIL import Image, ImageDraw
+from tqdm.auto import tqdm
+
+from mobilei2v_pipeline.errors import NoUsableClipsError, ValidationFailedError
+from mobilei2v_pipeline.pipelines.data_curation import validation
+from mobilei2v_pipeline.video.clip_scores import score_clip
+from mobilei2v_pipeline.video.decode import ClipSpec, VideoReadError, probe_video, read_clips
+from mobilei2v_pipeline.video.synthetic import plan_synthetic_videos, synthetic_video_bytes
+
+logger = logging.getLogger(__name__)
+
+QUARANTINE_COLUMNS = ["video_id", "path", "size_bytes", "reason", "detail"]
+
+
+def synthesize_raw_videos(
+    user_videos: dict[str, Path], synthetic: dict[str, Any]
+) -> dict[str, Callable[[], bytes]]:
+    """Synthetic raw videos when the user supplied none; none (and the old ones cleared) when they did.
+
+    The videos are returned as callables so the folder dataset encodes and writes them one at a time.
+    """
+    if user_videos:
+        logger.info("Curating %d user videos; the synthetic generator is not used", len(user_videos))
+        return {}
+    encoding = {"crf": synthetic["crf"], "preset": synthetic["preset"]}
+    plan = {k: v for k, v in synthetic.items() if k not in encoding}
+    specs = plan_synthetic_videos(**plan)
+    logger.info("No user videos: generating %d synthetic videos (seed %d)", len(specs), synthetic["seed"])
+    return {f"{spec.name}.mp4": partial(synthetic_video_bytes, spec, **encoding) for spec in specs}
+
+
+def select_source_videos(user_videos: dict[str, Path], synthetic_videos: dict[str, Path]) -> dict[str, Path]:
+    """The videos to curate, keyed by a stable identity: user videos when there are any, else synthetic ones."""
+    source, videos = ("user", user_videos) if user_videos else ("synthetic", synthetic_videos)
+    return {f"{source}/{name}": path for name, path in videos.items()}
+
+
+def decode_clips(
+    source_videos: dict[str, Path], curation: dict[str, Any]
+) -> tuple[dict[str, np.ndarray], pd.DataFrame, pd.DataFrame]:
+    """Cut fixed-length clips from every video, seeking to each clip; quarantine files that give none.
+
+    Returns the clip frames by clip id, a table of the clips with their source metadata, and the
+    quarantine table (one row per unusable file, with the reason).
+    """
+    spec = ClipSpec(**curation["clips"])
+    frames, rows, quarantine = {}, [], []
+    for video_id, path in tqdm(sorted(source_videos.items()), desc="decode clips", unit="video"):
+        try:
+            info = probe_video(path, curation["min_short_side"])
+            clips = read_clips(path, info, spec)
+        except (VideoReadError, OSError) as exc:
+            reason = getattr(exc, "reason", "unreadable_file")
+            logger.warning("video %s: %s, quarantined", path, exc)
+            size = path.stat().st_size if path.exists() else 0
+            quarantine.append(dict(zip(QUARANTINE_COLUMNS, [video_id, str(path), size, reason, str(exc)], strict=True)))
+            continue
+        for index, (start, clip) in enumerate(clips):
+            clip_id = _clip_id(video_id, index)
+            frames[clip_id] = clip
+            rows.append(
+                {
+                    "clip_id": clip_id,
+                    "video_id": video_id,
+                    "start_frame": start,
+                    "frames": spec.frames_per_clip,
+                    "frame_interval": spec.frame_interval,
+                    "height": spec.height,
+                    "width": spec.width,
+                    **{f"source_{key}": value for key, value in info.as_dict().items()},
+                }
+            )
+    return frames, pd.DataFrame(rows), pd.DataFrame(quarantine, columns=QUARANTINE_COLUMNS)
+
+
+def score_clips(
+    clip_frames: dict[str, np.ndarray], clip_index: pd.DataFrame, curation: dict[str, Any]
+) -> pd.DataFrame:
+    """Add motion, sharpness, brightness, contrast and scene-cut scores to every clip."""
+    reference = curation["motion_reference_short_side"]
+    scores = [
+        score_clip(clip_frames[clip_id], reference)
+        for clip_id in tqdm(clip_index.get("clip_id", []), desc="score clips", unit="clip")
+    ]
+    return pd.concat([clip_index.reset_index(drop=True), pd.DataFrame(scores)], axis=1)
+
+
+def filter_clips(clip_scores: pd.DataFrame, filters: dict[str, float]) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """Split clips into kept and rejected by the thresholds; each rejected clip keeps all its reasons."""
+    checks = {
+        "too dark": clip_scores.get("brightness", pd.Series(dtype=float)) < filters["min_brightness"],
+        "too bright": clip_scores.get("brightness", pd.Series(dtype=float)) > filters["max_brightness"],
+        "low contrast": clip_scores.get("contrast", pd.Series(dtype=float)) < filters["min_contrast"],
+        "blurry": clip_scores.get("sharpness", pd.Series(dtype=float)) < filters["min_sharpness"],
+        "static": clip_scores.get("motion_score", pd.Series(dtype=float)) < filters["min_motion"],
+        "too much motion": clip_scores.get("motion_score", pd.Series(dtype=float)) > filters["max_motion"],
+        "scene cut": clip_scores.get("scene_cut_score", pd.Series(dtype=float)) < filters["min_scene_cut_score"],
+    }
+    failed = pd.DataFrame(checks, index=clip_scores.index).fillna(False)
+    reasons = failed.apply(lambda row: "; ".join(name for name, bad in row.items() if bad), axis=1)
+    rejected_mask = reasons.astype(bool) if len(reasons) else pd.Series(False, index=clip_scores.index)
+    kept = clip_scores[~rejected_mask].reset_index(drop=True)
+    rejected = clip_scores[rejected_mask].assign(reason=reasons[rejected_mask]).reset_index(drop=True)
+    return kept, rejected
+
+
+def assign_splits(
+    kept_clips: pd.DataFrame, rejected_clips: pd.DataFrame, quarantine: pd.DataFrame, split: dict[str, Any]
+) -> pd.DataFrame:
+    """Mark each clip train or val by a hash of its source video's identity.
+
+    The hash of the identity alone decides, so adding a video never moves another between splits. Stops the
+    run when no clip survived curation, saying why.
+    """
+    if kept_clips.empty:
+        raise NoUsableClipsError(_no_usable_clips_message(rejected_clips, quarantine))
+    fraction = kept_clips["video_id"].map(partial(_hash_fraction, salt=split["salt"]))
+    return kept_clips.assign(split=np.where(fraction < split["val_fraction"], "val", "train"))
+
+
+def validate_clip_table(
+    clip_candidates: pd.DataFrame, clip_validation: dict[str, Any], curation: dict[str, Any]
+) -> tuple[dict[str, Any], str]:
+    """Run the Great Expectations suite on the clip table: a JSON summary and GE's HTML page."""
+    result = validation.validate(clip_candidates, clip_validation, curation["clips"])
+    summary = validation.summarize(result)
+    if not summary["success"]:
+        logger.error("Clip table failed validation: %s", validation.describe_failures(summary))
+    return summary, validation.render_html(result)
+
+
+def summarize_curation(
+    source_videos: dict[str, Path],
+    quarantine: pd.DataFrame,
+    clip_scores: pd.DataFrame,
+    rejected_clips: pd.DataFrame,
+    clip_candidates: pd.DataFrame,
+    validation_summary: dict[str, Any],
+) -> dict[str, float]:
+    """The stage's figures, flat numbers for `dvc metrics` and MLflow."""
+    split_counts = clip_candidates["split"].value_counts()
+    metrics: dict[str, float] = {
+        "videos_total": len(source_videos),
+        "videos_quarantined": len(quarantine),
+        "clips_total": len(clip_scores),
+        "clips_kept": len(clip_candidates),
+        "clips_rejected": len(rejected_clips),
+        "clips_train": int(split_counts.get("train", 0)),
+        "clips_val": int(split_counts.get("val", 0)),
+        "validation_success": int(validation_summary["success"]),
+        "validation_failed_expectations": len(validation_summary["failed"]),
+    }
+    for column in ("motion_score", "sharpness", "brightness"):
+        metrics[f"{column}_mean"] = float(clip_candidates[column].mean())
+    metrics["motion_score_min"] = float(clip_candidates["motion_score"].min())
+    metrics["motion_score_max"] = float(clip_candidates["motion_score"].max())
+    for reason, count in quarantine["reason"].value_counts().items():
+        metrics[f"quarantined_{reason}"] = int(count)
+    for reason, count in rejected_clips["reason"].str.split("; ").explode().value_counts().items():
+        metrics[f"rejected_{_slug(reason)}"] = int(count)
+    return metrics
+
+
+def publish_clip_table(
+    clip_candidates: pd.DataFrame, validation_summary: dict[str, Any], curation_metrics: dict[str, float]
+) -> pd.DataFrame:
+    """The clip table later stages read, released only when validation passed.
+
+    Takes the metrics so it runs after they are written: a failed run still leaves its figures and report.
+    """
+    if not validation_summary["success"]:
+        raise ValidationFailedError(
+            f"the clip table failed {len(validation_summary['failed'])} expectation(s): "
+            f"{validation.describe_failures(validation_summary)}. "
+            "See the validation report (catalog entry clip_validation_report) in data/08_reporting/."
+        )
+    logger.info("Curated %d clips (%d videos quarantined)", len(clip_candidates), curation_metrics["videos_quarantined"])
+    return clip_candidates
+
+
+def select_curated_frames(clip_frames: dict[str, np.ndarray], clip_table: pd.DataFrame) -> dict[str, np.ndarray]:
+    """The frames of the published clips, one array per clip id."""
+    return {clip_id: clip_frames[clip_id] for clip_id in clip_table["clip_id"]}
+
+
+def render_contact_sheet(
+    clip_frames: dict[str, np.ndarray], clip_scores: pd.DataFrame, rejected_clips: pd.DataFrame, columns: int = 6
+) -> Image.Image:
+    """A grid of each clip's middle frame, captioned with its motion score, or its rejection reason in red."""
+    reasons = dict(zip(rejected_clips.get("clip_id", []), rejected_clips.get("reason", []), strict=True))
+    tiles = []
+    for row in clip_scores.itertuples():
+        frames = clip_frames[row.clip_id]
+        tile = Image.new("RGB", (frames.shape[2], frames.shape[1] + 28), "white")
+        tile.paste(Image.fromarray(frames[len(frames) // 2]), (0, 0))
+        draw = ImageDraw.Draw(tile)
+        reason = reasons.get(row.clip_id)
+        caption = f"{row.clip_id[:28]}\nmotion {row.motion_score:.2f}" + (f" | {reason}" if reason else "")
+        draw.multiline_text((3, frames.shape[1] + 1), caption, fill="red" if reason else "black", spacing=1)
+        tiles.append(tile)
+    if not tiles:
+        return Image.new("RGB", (64, 64), "white")
+    width, height = tiles[0].size
+    rows = -(-len(tiles) // columns)
+    sheet = Image.new("RGB", (width * min(columns, len(tiles)), height * rows), "white")
+    for i, tile in enumerate(tiles):
+        sheet.paste(tile, ((i % columns) * width, (i // columns) * height))
+    return sheet
+
+
+def select_clip_previews(
+    clip_frames: dict[str, np.ndarray], clip_table: pd.DataFrame, count: int
+) -> dict[str, np.ndarray]:
+    """A few published clips, spread over the motion range, to look at in MLflow."""
+    ordered = clip_table.sort_values("motion_score")
+    picks = ordered.iloc[np.unique(np.linspace(0, len(ordered) - 1, min(count, len(ordered))).round().astype(int))]
+    return {f"motion_{row.motion_score:05.2f}_{row.clip_id}": clip_frames[row.clip_id] for row in picks.itertuples()}
+
+
+def _clip_id(video_id: str, index: int) -> str:
+    """Readable and unique: the file's stem, a hash of its full identity, the clip's index."""
+    stem = _slug(Path(video_id).stem)[:40]
+    digest = hashlib.sha1(video_id.encode()).hexdigest()[:8]
+    return f"{stem}-{digest}-{index:02d}"
+
+
+def _hash_fraction(identity: str, salt: str) -> float:
+    digest = hashlib.sha256(f"{salt}:{identity}".encode()).hexdigest()
+    return int(digest[:12], 16) / 16**12
+
+
+def _slug(text: str) -> str:
+    return re.sub(r"[^a-z0-9]+", "_", text.lower()).strip("_")
+
+
+def _no_usable_clips_message(rejected: pd.DataFrame, quarantine: pd.DataFrame) -> str:
+    parts = []
+    if len(quarantine):
+        counts = quarantine["reason"].value_counts()
+        parts.append(f"{len(quarantine)} video(s) quarantined ({', '.join(f'{n} {r}' for r, n in counts.items())})")
+    if len(rejected):
+        counts = rejected["reason"].value_counts()
+        parts.append(f"{len(rejected)} clip(s) rejected ({', '.join(f'{n} {r}' for r, n in counts.items())})")
+    return (
+        "no usable clips: "
+        + ("; ".join(parts) or "no videos found")
+        + ". See the quarantine table (catalog entry video_quarantine) and the rejected-clip table "
+        "(rejected_clips) in data/08_reporting/."
+    )

@@ -1,0 +1,215 @@
+"""Probe video files and decode fixed-length clips with PyAV, reading only the frames a clip needs.
+
+Clips are located by seeking to the keyframe before each clip and decoding forward, so a long video costs
+the frames around its clips rather than the whole file. Every way a file can fail to give a clip raises
+`VideoReadError` with a short machine-readable reason and a sentence a person understands.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import asdict, dataclass
+from fractions import Fraction
+from pathlib import Path
+
+import av
+import numpy as np
+
+# Demuxers that open a single still picture: such a file has a "video" stream but is not a video.
+_STILL_IMAGE_FORMATS = {"image2", "png_pipe", "jpeg_pipe", "bmp_pipe", "webp_pipe", "tiff_pipe", "gif_pipe"}
+
+
+class VideoReadError(Exception):
+    """A file that cannot give a clip. `reason` is a short category, str(self) explains it."""
+
+    def __init__(self, reason: str, detail: str):
+        super().__init__(detail)
+        self.reason = reason
+        self.detail = detail
+
+
+@dataclass(frozen=True)
+class VideoInfo:
+    """What the container says about a file's first video stream."""
+
+    container: str
+    codec: str
+    width: int
+    height: int
+    fps: float
+    num_frames: int
+    duration_s: float
+    size_bytes: int
+
+    def as_dict(self) -> dict:
+        return asdict(self)
+
+
+@dataclass(frozen=True)
+class ClipSpec:
+    """Which frames make a clip and the size they are delivered at."""
+
+    frames_per_clip: int
+    frame_interval: int
+    clips_per_video: int
+    height: int
+    width: int
+
+    @property
+    def span(self) -> int:
+        """Source frames covered by one clip, first to last inclusive."""
+        return (self.frames_per_clip - 1) * self.frame_interval + 1
+
+
+def probe_video(path: str | Path, min_short_side: int = 64) -> VideoInfo:
+    """Open a file and describe its first video stream, or raise `VideoReadError` saying why it is unusable."""
+    path = Path(path)
+    size = path.stat().st_size
+    if size == 0:
+        raise VideoReadError("empty_file", "empty file (0 bytes)")
+    try:
+        with av.open(str(path)) as container:
+            if not container.streams.video:
+                kinds = sorted({s.type for s in container.streams}) or ["none"]
+                raise VideoReadError("no_video_stream", f"no video stream (streams: {', '.join(kinds)})")
+            if container.format.name in _STILL_IMAGE_FORMATS:
+                raise VideoReadError(
+                    "still_image", f"a still image ({container.format.name}), not a video"
+                )
+            stream = container.streams.video[0]
+            codec_ctx = stream.codec_context  # None when FFmpeg has no decoder for the stream's codec
+            if codec_ctx is None:
+                raise VideoReadError(
+                    "unsupported_codec", f"unsupported codec: no decoder for the video stream of {container.format.name}"
+                )
+            fps = _stream_fps(stream)
+            duration = _stream_duration(container, stream)
+            num_frames = stream.frames or int(round(duration * fps)) or _count_packets(container, stream)
+            info = VideoInfo(
+                container=container.format.name,
+                codec=codec_ctx.name,
+                width=codec_ctx.width,
+                height=codec_ctx.height,
+                fps=fps,
+                num_frames=num_frames,
+                duration_s=duration,
+                size_bytes=size,
+            )
+    except VideoReadError:
+        raise
+    except (av.FFmpegError, UnicodeDecodeError, ValueError) as exc:
+        raise VideoReadError("unreadable_container", f"not a readable video container ({exc})") from exc
+    if min(info.width, info.height) < min_short_side:
+        raise VideoReadError(
+            "too_small",
+            f"frames are {info.width}x{info.height}, short side below the minimum of {min_short_side} px",
+        )
+    return info
+
+
+def clip_starts(num_frames: int, spec: ClipSpec) -> list[int]:
+    """First source frame of each clip, spread evenly over the video; empty when no clip fits."""
+    last_start = num_frames - spec.span
+    if last_start < 0:
+        return []
+    count = min(spec.clips_per_video, last_start // spec.span + 1)
+    if count == 1:
+        return [last_start // 2]
+    return [round(i * last_start / (count - 1)) for i in range(count)]
+
+
+def read_clips(
+    path: str | Path, info: VideoInfo, spec: ClipSpec, seek: bool = True
+) -> list[tuple[int, np.ndarray]]:
+    """Decode the clips of one video: (first source frame, uint8 array (frames, height, width, 3)) each,
+    resized and centre-cropped to the spec. Clips the file ends before are left out.
+
+    With `seek=False` the file is decoded from its first frame (the baseline the benchmark compares with,
+    and the fallback for containers that cannot seek).
+    """
+    starts = clip_starts(info.num_frames, spec)
+    if not starts:
+        raise VideoReadError(
+            "too_few_frames",
+            f"{info.num_frames} frames, fewer than the {spec.span} one clip needs "
+            f"({spec.frames_per_clip} frames every {spec.frame_interval})",
+        )
+    wanted = {s + k * spec.frame_interval: i for i, s in enumerate(starts) for k in range(spec.frames_per_clip)}
+    clips: list[list[np.ndarray]] = [[] for _ in starts]
+    try:
+        with av.open(str(path)) as container:
+            stream = container.streams.video[0]
+            stream.thread_type = "AUTO"
+            if seek:
+                for i, start in enumerate(starts):
+                    _seek_to_frame(container, stream, start, info.fps)
+                    clips[i] = _collect(container, stream, info.fps, wanted, spec, only_clip=i)
+            else:
+                collected = _collect(container, stream, info.fps, wanted, spec, only_clip=None)
+                for frame_index, frame in collected:
+                    clips[wanted[frame_index]].append(frame)
+    except av.FFmpegError as exc:
+        raise VideoReadError("decode_error", f"decoding failed ({exc})") from exc
+    complete = [(s, np.stack(c)) for s, c in zip(starts, clips, strict=True) if len(c) == spec.frames_per_clip]
+    if not complete:
+        raise VideoReadError(
+            "too_few_frames",
+            f"no complete clip could be decoded ({max(len(c) for c in clips)} of {spec.frames_per_clip} frames)",
+        )
+    return complete
+
+
+def _collect(container, stream, fps: float, wanted: dict[int, int], spec: ClipSpec, only_clip: int | None):
+    """Decode forward, converting only wanted frames. For one clip returns its frames, else (index, frame)."""
+    out = []
+    last_needed = max(idx for idx, clip in wanted.items() if only_clip is None or clip == only_clip)
+    for counter, frame in enumerate(container.decode(stream)):
+        index = _frame_index(frame, stream, fps) if frame.pts is not None else counter
+        if index > last_needed:
+            break
+        clip = wanted.get(index)
+        if clip is None or (only_clip is not None and clip != only_clip):
+            continue
+        image = _resize_and_crop(frame, spec.height, spec.width)
+        out.append(image if only_clip is not None else (index, image))
+    return out
+
+
+def _seek_to_frame(container, stream, frame_index: int, fps: float) -> None:
+    start_pts = stream.start_time or 0
+    target = start_pts + int(frame_index / fps / stream.time_base)
+    container.seek(target, stream=stream, backward=True, any_frame=False)
+
+
+def _frame_index(frame, stream, fps: float) -> int:
+    start_pts = stream.start_time or 0
+    return int(round(float((frame.pts - start_pts) * stream.time_base) * fps))
+
+
+def _resize_and_crop(frame: av.VideoFrame, height: int, width: int) -> np.ndarray:
+    """Scale so the frame covers height x width, then crop the centre: the target aspect without bars."""
+    scale = max(height / frame.height, width / frame.width)
+    new_h, new_w = max(height, math.ceil(frame.height * scale)), max(width, math.ceil(frame.width * scale))
+    rgb = frame.reformat(width=new_w, height=new_h, format="rgb24", interpolation="AREA").to_ndarray()
+    top, left = (new_h - height) // 2, (new_w - width) // 2
+    return np.ascontiguousarray(rgb[top : top + height, left : left + width])
+
+
+def _count_packets(container, stream) -> int:
+    """Frame count of a container that does not state it: one packet per frame, read without decoding."""
+    return sum(1 for packet in container.demux(stream) if packet.size)
+
+
+def _stream_fps(stream) -> float:
+    rate = stream.average_rate or stream.base_rate or stream.guessed_rate
+    if not rate or float(rate) <= 0:
+        raise VideoReadError("unreadable_container", "the video stream has no frame rate")
+    return float(Fraction(rate))
+
+
+def _stream_duration(container, stream) -> float:
+    if stream.duration is not None and stream.time_base is not None:
+        return float(stream.duration * stream.time_base)
+    if container.duration is not None:
+        return container.duration / av.time_base
+    return 0.0
