@@ -1,0 +1,226 @@
+"""One test per data_curation node, with the negative cases."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from mobilei2v_pipeline.errors import NoUsableClipsError, ValidationFailedError
+from mobilei2v_pipeline.pipelines.data_curation import nodes
+
+CLIPS = {"frames_per_clip": 9, "frame_interval": 1, "clips_per_video": 2, "height": 64, "width": 112}
+CURATION = {"clips": CLIPS, "min_short_side": 64, "motion_reference_short_side": 256}
+FILTERS = {
+    "min_brightness": 20,
+    "max_brightness": 235,
+    "min_contrast": 8,
+    "min_sharpness": 10,
+    "min_motion": 0.1,
+    "max_motion": 40,
+    "min_scene_cut_score": 0.5,
+}
+VALIDATION = {"min_clips_per_split": 1, "ranges": {"motion_score": [0, 40], "source_fps": [1, 240]}}
+SYNTHETIC = {
+    "seed": 3,
+    "num_videos": 3,
+    "width": 160,
+    "height": 96,
+    "fps": 12,
+    "seconds": 1.0,
+    "min_speed": 0.5,
+    "max_speed": 2.0,
+    "num_sprites": 2,
+    "rejects": {"static": 1},
+    "crf": 23,
+    "preset": "veryfast",
+}
+
+
+def _clip_table(n: int = 6) -> pd.DataFrame:
+    """A valid clip table of n clips from n videos, both splits present."""
+    rows = []
+    for i in range(n):
+        rows.append(
+            {
+                "clip_id": f"clip-{i}",
+                "video_id": f"user/video_{i}.mp4",
+                "split": "val" if i % 3 == 0 else "train",
+                "start_frame": 0,
+                "frames": 9,
+                "frame_interval": 1,
+                "height": 64,
+                "width": 112,
+                "source_fps": 24.0,
+                "source_width": 160,
+                "source_height": 96,
+                "source_num_frames": 48,
+                "source_duration_s": 2.0,
+                "source_codec": "h264",
+                "motion_score": 1.0 + i,
+                "sharpness": 100.0,
+                "brightness": 120.0,
+                "contrast": 40.0,
+                "scene_cut_score": 0.99,
+            }
+        )
+    return pd.DataFrame(rows)
+
+
+def test_synthesize_makes_videos_only_without_user_videos(tmp_path: Path):
+    made = nodes.synthesize_raw_videos({}, SYNTHETIC)
+    assert sorted(made) == ["synthetic_000_normal.mp4", "synthetic_001_normal.mp4", "synthetic_002_static.mp4"]
+    assert made["synthetic_000_normal.mp4"]()[4:8] == b"ftyp"  # an MP4, made lazily
+    assert nodes.synthesize_raw_videos({"mine.mp4": tmp_path / "mine.mp4"}, SYNTHETIC) == {}
+
+
+def test_select_source_videos_prefers_user_videos(tmp_path: Path):
+    user, synthetic = {"a.mp4": tmp_path / "a.mp4"}, {"s.mp4": tmp_path / "s.mp4"}
+    assert nodes.select_source_videos(user, synthetic) == {"user/a.mp4": tmp_path / "a.mp4"}
+    assert nodes.select_source_videos({}, synthetic) == {"synthetic/s.mp4": tmp_path / "s.mp4"}
+
+
+def test_decode_clips_cuts_good_videos_and_quarantines_broken_ones(tmp_path: Path):
+    from broken_videos import write_broken_videos
+
+    expected = write_broken_videos(tmp_path / "broken")
+    made = nodes.synthesize_raw_videos({}, SYNTHETIC)
+    (tmp_path / "good.mp4").write_bytes(made["synthetic_000_normal.mp4"]())
+    sources = {f"user/{name}": tmp_path / "broken" / name for name in expected}
+    sources["user/good.mp4"] = tmp_path / "good.mp4"
+
+    frames, index, quarantine = nodes.decode_clips(sources, CURATION)
+
+    assert dict(zip(quarantine["video_id"], quarantine["reason"], strict=True)) == {
+        f"user/{name}": reason for name, reason in expected.items()
+    }
+    assert (quarantine["detail"].str.len() > 10).all()
+    assert set(index["video_id"]) == {"user/good.mp4"}
+    assert len(index) == len(frames) == 1  # a 12-frame video holds one 9-frame clip
+    assert frames[index["clip_id"][0]].shape == (9, 64, 112, 3)
+
+
+def test_score_clips_adds_every_score():
+    rng = np.random.default_rng(0)
+    frames = {"a": rng.integers(0, 255, (9, 64, 112, 3), dtype=np.uint8)}
+    scored = nodes.score_clips(frames, pd.DataFrame({"clip_id": ["a"]}), CURATION)
+    for column in ("motion_score", "sharpness", "brightness", "contrast", "scene_cut_score"):
+        assert np.isfinite(scored.loc[0, column])
+
+
+def test_filter_clips_keeps_every_reason():
+    table = _clip_table(3)
+    table.loc[1, ["brightness", "contrast"]] = [5.0, 2.0]
+    table.loc[2, "motion_score"] = 0.01
+    kept, rejected = nodes.filter_clips(table, FILTERS)
+    assert list(kept["clip_id"]) == ["clip-0"]
+    assert dict(zip(rejected["clip_id"], rejected["reason"], strict=True)) == {
+        "clip-1": "too dark; low contrast",
+        "clip-2": "static",
+    }
+
+
+def test_filter_clips_on_no_clips_gives_empty_tables():
+    kept, rejected = nodes.filter_clips(pd.DataFrame(), FILTERS)
+    assert kept.empty and rejected.empty
+
+
+def test_assign_splits_is_by_video_and_stable_when_videos_are_added():
+    split = {"val_fraction": 0.3, "salt": "s"}
+    table = _clip_table(40).drop(columns="split")
+    first = nodes.assign_splits(table, pd.DataFrame(), pd.DataFrame(), split)
+    more = pd.concat([table, _clip_table(60).drop(columns="split").iloc[40:]], ignore_index=True)
+    second = nodes.assign_splits(more, pd.DataFrame(), pd.DataFrame(), split)
+    assert set(first["split"]) == {"train", "val"}
+    assert 0.1 < (first["split"] == "val").mean() < 0.5
+    pd.testing.assert_series_equal(first["split"], second["split"].iloc[:40])
+    # Two clips of one video always share a split.
+    twins = pd.concat([table.iloc[:1], table.iloc[:1].assign(clip_id="twin")], ignore_index=True)
+    assert nodes.assign_splits(twins, pd.DataFrame(), pd.DataFrame(), split)["split"].nunique() == 1
+
+
+def test_assign_splits_without_clips_stops_with_the_reasons():
+    quarantine = pd.DataFrame({"reason": ["empty_file", "empty_file", "too_small"]})
+    rejected = pd.DataFrame({"reason": ["static"]})
+    with pytest.raises(NoUsableClipsError, match="no usable clips") as error:
+        nodes.assign_splits(pd.DataFrame(), rejected, quarantine, {"val_fraction": 0.2, "salt": "s"})
+    message = error.value.message
+    assert "3 video(s) quarantined (2 empty_file, 1 too_small)" in message
+    assert "1 clip(s) rejected (1 static)" in message and "video_quarantine" in message
+
+
+def test_validate_clip_table_passes_a_good_table():
+    summary, html = nodes.validate_clip_table(_clip_table(), VALIDATION, CURATION)
+    assert summary["success"] and summary["failed"] == []
+    assert summary["statistics"]["evaluated_expectations"] > 40
+    assert "<html" in html.lower()
+
+
+@pytest.mark.parametrize(
+    ("break_table", "expectation", "column"),
+    [
+        (lambda t: t.assign(clip_id="same"), "expect_column_values_to_be_unique", "clip_id"),
+        (lambda t: t.assign(motion_score=t["motion_score"] + 100), "expect_column_values_to_be_between", "motion_score"),
+        (lambda t: t.assign(split="train"), "expect_column_distinct_values_to_contain_set", "split"),
+        (lambda t: t.drop(columns="sharpness"), "expect_table_columns_to_match_set", None),
+        (lambda t: t.assign(source_codec=None), "expect_column_values_to_not_be_null", "source_codec"),
+        (lambda t: t.assign(frames=17), "expect_column_values_to_be_between", "frames"),
+    ],
+)
+def test_validate_clip_table_names_what_failed(break_table, expectation, column):
+    summary, _ = nodes.validate_clip_table(break_table(_clip_table()), VALIDATION, CURATION)
+    assert not summary["success"]
+    assert {"expectation": expectation, "column": column} in [
+        {"expectation": f["expectation"], "column": f["column"]} for f in summary["failed"]
+    ]
+
+
+def test_publish_clip_table_stops_on_failed_validation():
+    table = _clip_table()
+    summary, _ = nodes.validate_clip_table(table.assign(split="train"), VALIDATION, CURATION)
+    with pytest.raises(ValidationFailedError, match="expect_column_distinct_values_to_contain_set"):
+        nodes.publish_clip_table(table, summary, {"videos_quarantined": 0})
+    good, _ = nodes.validate_clip_table(table, VALIDATION, CURATION)
+    assert nodes.publish_clip_table(table, good, {"videos_quarantined": 0}) is table
+
+
+def test_summarize_curation_counts_everything():
+    table = _clip_table()
+    quarantine = pd.DataFrame({"reason": ["empty_file", "too_small", "empty_file"]})
+    rejected = pd.DataFrame({"clip_id": ["x", "y"], "reason": ["static", "too dark; low contrast"]})
+    metrics = nodes.summarize_curation(
+        {f"v{i}": Path() for i in range(9)},
+        quarantine,
+        pd.concat([table, rejected]),
+        rejected,
+        table,
+        {"success": True, "failed": []},
+    )
+    assert metrics["videos_total"] == 9 and metrics["videos_quarantined"] == 3
+    assert metrics["clips_total"] == 8 and metrics["clips_kept"] == 6 and metrics["clips_rejected"] == 2
+    assert metrics["clips_val"] == 2 and metrics["clips_train"] == 4
+    assert metrics["quarantined_empty_file"] == 2 and metrics["rejected_low_contrast"] == 1
+    assert metrics["validation_success"] == 1
+    assert all(isinstance(v, int | float) and not isinstance(v, bool) for v in metrics.values())
+
+
+def test_select_curated_frames_and_previews():
+    table = _clip_table(5)
+    frames = {cid: np.full((9, 64, 112, 3), i, np.uint8) for i, cid in enumerate(table["clip_id"])}
+    frames["rejected"] = np.zeros((9, 64, 112, 3), np.uint8)
+    assert set(nodes.select_curated_frames(frames, table)) == set(table["clip_id"])
+    previews = nodes.select_clip_previews(frames, table, 2)
+    assert sorted(previews) == ["motion_01.00_clip-0", "motion_05.00_clip-4"]  # lowest and highest motion
+
+
+def test_render_contact_sheet_shows_every_clip():
+    table = _clip_table(7)
+    frames = {cid: np.zeros((9, 64, 112, 3), np.uint8) for cid in table["clip_id"]}
+    rejected = pd.DataFrame({"clip_id": ["clip-3"], "reason": ["static"]})
+    sheet = nodes.render_contact_sheet(frames, table, rejected, columns=3)
+    assert sheet.size == (3 * 112, 3 * (64 + 28))
+    # The rejected clip's caption is red.
+    caption = np.asarray(sheet)[64 + 92 : 92 * 2, 0:112]
+    assert ((caption[..., 0] > 200) & (caption[..., 1] < 80)).any()

@@ -1,0 +1,116 @@
+"""The data_curation pipeline run end to end on the smoke env, in a throw-away copy of the project."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import mlflow
+import numpy as np
+import pandas as pd
+import pytest
+from broken_videos import write_broken_videos
+from conftest import kedro_cli, run_kedro
+
+from mobilei2v_pipeline.errors import ValidationFailedError
+from mobilei2v_pipeline.video.synthetic import plan_synthetic_videos, synthetic_video_bytes
+
+REPORTS = Path("data/08_reporting")
+
+
+def _metrics(project: Path) -> dict:
+    return json.loads((project / REPORTS / "data_curation.json").read_text())
+
+
+def _last_run():
+    runs = mlflow.search_runs(experiment_names=["mobilei2v"], order_by=["start_time DESC"], max_results=1)
+    return mlflow.get_run(runs["run_id"][0])
+
+
+def _write_good_videos(folder: Path, count: int) -> None:
+    specs = plan_synthetic_videos(11, count, 160, 96, 12, 2.0, 0.5, 3.0, 2, rejects={})
+    for spec in specs:
+        (folder / f"clip_source_{spec.name}.mp4").write_bytes(synthetic_video_bytes(spec, crf=23, preset="veryfast"))
+
+
+def test_smoke_run_curates_synthetic_videos_and_tracks_the_run(project: Path):
+    run_kedro(project)
+
+    metrics = _metrics(project)
+    table = pd.read_parquet(project / "data/03_primary/clip_table.parquet")
+    assert metrics["validation_success"] == 1 and metrics["videos_quarantined"] == 0
+    assert metrics["clips_total"] == metrics["clips_kept"] + metrics["clips_rejected"]
+    assert metrics["clips_kept"] == len(table) > 0
+    assert set(table["split"]) == {"train", "val"}
+    # The synthetic rejects are rejected for the right reasons.
+    rejected = pd.read_csv(project / REPORTS / "rejected_clips.csv")
+    reasons = dict(zip(rejected["video_id"], rejected["reason"], strict=True))
+    assert any("dark" in video and "too dark" in reason for video, reason in reasons.items())
+    assert any("static" in video and "static" in reason for video, reason in reasons.items())
+    assert not any("normal" in video for video in reasons)
+    # Frames of exactly the published clips, in the configured shape.
+    frame_files = sorted((project / "data/03_primary/clip_frames").glob("*.npy"))
+    assert sorted(f.stem for f in frame_files) == sorted(table["clip_id"])
+    assert np.load(frame_files[0]).shape == (9, 64, 112, 3)
+    assert len(list((project / REPORTS / "clip_previews").glob("*.gif"))) == 2
+    assert json.loads((project / REPORTS / "clip_validation.json").read_text())["success"] is True
+
+    run = _last_run()
+    assert run.info.status == "FINISHED"
+    assert {"git_commit", "git_dirty", "data_version", "kedro_env", "seed"} <= set(run.data.tags)
+    assert run.data.tags["kedro_env"] == "smoke" and run.data.tags["data_version"].startswith("synthetic-")
+    assert run.data.metrics["clips_kept"] == metrics["clips_kept"]
+    assert run.data.params["curation.clips.frames_per_clip"] == "9"
+    artifacts = {a.path for a in mlflow.MlflowClient().list_artifacts(run.info.run_id, "data_curation")}
+    assert {
+        "data_curation/curation_contact_sheet.png",
+        "data_curation/clip_validation.html",
+        "data_curation/video_quarantine.csv",
+        "data_curation/previews",
+    } <= artifacts
+
+
+def test_user_videos_replace_synthetic_ones_and_broken_files_are_quarantined(project: Path):
+    raw = project / "data/01_raw/videos"
+    expected = write_broken_videos(raw)
+    _write_good_videos(raw, 6)
+
+    run_kedro(project)
+
+    quarantine = pd.read_csv(project / REPORTS / "video_quarantine.csv")
+    assert dict(zip(quarantine["video_id"], quarantine["reason"], strict=True)) == {
+        f"user/{name}": reason for name, reason in expected.items()
+    }
+    metrics = _metrics(project)
+    assert metrics["videos_total"] == 16 and metrics["videos_quarantined"] == 10
+    assert metrics["quarantined_unreadable_container"] == 4
+    assert metrics["clips_kept"] > 0
+    assert not any((project / "data/01_raw/synthetic").glob("*.mp4"))
+    table = pd.read_parquet(project / "data/03_primary/clip_table.parquet")
+    assert table["video_id"].str.startswith("user/clip_source_").all()
+    assert _last_run().data.tags["data_version"].startswith("raw-")
+
+
+def test_a_folder_of_only_broken_files_stops_with_a_clear_message(project: Path):
+    write_broken_videos(project / "data/01_raw/videos")
+
+    result = kedro_cli(project, "run")
+
+    output = result.stdout + result.stderr
+    assert result.returncode == 1
+    assert "no usable clips" in output and "video_quarantine" in output
+    assert "Traceback" not in output
+    assert len(pd.read_csv(project / REPORTS / "video_quarantine.csv")) == 10
+
+
+def test_failed_validation_stops_the_run_and_leaves_the_report(project: Path):
+    with pytest.raises(ValidationFailedError, match="expect_column_values_to_be_between.*split_clips"):
+        run_kedro(project, params={"clip_validation": {"min_clips_per_split": 1000}})
+
+    report = json.loads((project / REPORTS / "clip_validation.json").read_text())
+    assert report["success"] is False
+    assert [f["column"] for f in report["failed"]] == ["split_clips"]
+    assert _metrics(project)["validation_success"] == 0
+    assert (project / REPORTS / "clip_validation.html").exists()
+    assert not (project / "data/03_primary/clip_table.parquet").exists()
+    assert _last_run().info.status == "FAILED"

@@ -1,0 +1,79 @@
+"""DVC: dvc.yaml stays in step with the Kedro catalog, and `dvc repro` reruns exactly what changed."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import yaml
+from conftest import REPO
+from kedro.config import OmegaConfigLoader
+from kedro.framework.project import pipelines
+from kedro.framework.startup import bootstrap_project
+
+
+def _dataset_path(entry: dict) -> str | None:
+    """The file or folder a catalog entry writes, looking through wrappers such as MlflowArtifactDataset."""
+    while entry:
+        path = entry.get("filepath") or entry.get("path")
+        if path:
+            return path
+        entry = entry.get("dataset") if isinstance(entry.get("dataset"), dict) else None
+    return None
+
+
+def _stage_paths(stage: dict, key: str) -> set[str]:
+    return {next(iter(item)) if isinstance(item, dict) else item for item in stage.get(key, [])}
+
+
+def test_dvc_stages_match_the_kedro_catalog():
+    bootstrap_project(REPO)
+    catalog = OmegaConfigLoader(str(REPO / "conf"), base_env="base", default_run_env="local")["catalog"]
+    paths = {name: _dataset_path(entry) for name, entry in catalog.items() if _dataset_path(entry)}
+    stages = yaml.safe_load((REPO / "dvc.yaml").read_text())["stages"]
+
+    assert set(stages) == set(pipelines) - {"__default__"}
+    for name, stage in stages.items():
+        pipeline = pipelines[name]
+        inputs = {paths[d] for d in pipeline.inputs() if d in paths}
+        outputs = {paths[d] for d in pipeline.all_outputs() if d in paths}
+        deps = {d for d in _stage_paths(stage, "deps") if d.startswith("data/")}
+        outs = _stage_paths(stage, "outs") | _stage_paths(stage, "metrics") | _stage_paths(stage, "plots")
+        assert stage["cmd"] == f"kedro run --pipelines {name}"
+        assert deps == inputs - outputs, f"stage {name}: deps differ from the pipeline's catalog inputs"
+        assert outs == outputs, f"stage {name}: outs differ from the pipeline's catalog outputs"
+        assert f"data/08_reporting/{name}.json" in _stage_paths(stage, "metrics")
+
+
+def _dvc(project: Path, *args: str) -> str:
+    result = subprocess.run(
+        [str(Path(sys.executable).parent / "dvc"), *args],
+        cwd=project,
+        capture_output=True,
+        text=True,
+        timeout=600,
+        env={**os.environ, "KEDRO_ENV": "smoke"},
+    )
+    assert result.returncode == 0, result.stdout + result.stderr
+    return result.stdout + result.stderr
+
+
+def test_dvc_repro_is_a_no_op_until_a_parameter_changes(dvc_project: Path):
+    first = _dvc(dvc_project, "repro")
+    assert "Running stage 'data_curation'" in first
+    assert (dvc_project / "data/08_reporting/data_curation.json").exists()
+
+    second = _dvc(dvc_project, "repro")
+    assert "Running stage" not in second and "up to date" in second
+
+    params = dvc_project / "conf/base/parameters_data_curation.yml"
+    params.write_text(params.read_text().replace("previews: 4", "previews: 3"))
+    assert "curation.previews" in _dvc(dvc_project, "params", "diff")
+    third = _dvc(dvc_project, "repro")
+    assert "Running stage 'data_curation'" in third
+
+    assert "data_curation.json" in _dvc(dvc_project, "metrics", "show")
+    _dvc(dvc_project, "push")
+    assert any((dvc_project / ".dvc_remote").rglob("*")), "dvc push wrote nothing to the default local remote"

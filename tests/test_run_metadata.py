@@ -1,0 +1,54 @@
+"""What every run records: the data version, the git state, and no telemetry."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+from pathlib import Path
+
+import yaml
+from conftest import REPO
+
+from mobilei2v_pipeline.data_version import data_version
+from mobilei2v_pipeline.git_state import git_state
+from mobilei2v_pipeline.offline import OFFLINE_ENV, go_offline
+
+
+def test_data_version_follows_the_content_of_the_raw_videos(tmp_path: Path):
+    video = tmp_path / "a.mp4"
+    video.write_bytes(b"one")
+    first = data_version({"a.mp4": video}, {"seed": 1})
+    assert first == data_version({"a.mp4": video}, {"seed": 2})  # generator settings do not matter then
+    video.write_bytes(b"two")
+    assert data_version({"a.mp4": video}, {"seed": 1}) != first
+    assert first.startswith("raw-")
+
+
+def test_data_version_of_synthetic_data_follows_the_generator_settings():
+    assert data_version({}, {"seed": 1}) == data_version({}, {"seed": 1}) != data_version({}, {"seed": 2})
+    assert data_version({}, {"seed": 1}).startswith("synthetic-")
+
+
+def test_git_state_reports_commit_and_dirty_flag(tmp_path: Path):
+    assert git_state(tmp_path) == {"git_commit": "unknown", "git_dirty": "unknown"}
+    git = ["git", "-c", "user.email=t@e.st", "-c", "user.name=t"]
+    subprocess.run(["git", "init", "-q"], cwd=tmp_path, check=True)
+    (tmp_path / "f").write_text("1")
+    subprocess.run([*git, "add", "f"], cwd=tmp_path, check=True)
+    subprocess.run([*git, "commit", "-qm", "c"], cwd=tmp_path, check=True)
+    state = git_state(tmp_path)
+    assert len(state["git_commit"]) == 40 and state["git_dirty"] == "false"
+    (tmp_path / "f").write_text("2")
+    assert git_state(tmp_path)["git_dirty"] == "true"
+
+
+def test_telemetry_is_off_unless_the_user_says_otherwise(monkeypatch):
+    for key in OFFLINE_ENV:
+        monkeypatch.delenv(key, raising=False)
+    monkeypatch.setenv("HF_HUB_OFFLINE", "0")
+    go_offline()
+    assert os.environ["KEDRO_DISABLE_TELEMETRY"] == "true" and os.environ["MLFLOW_DISABLE_TELEMETRY"] == "true"
+    assert os.environ["DVC_NO_ANALYTICS"] == "1" and os.environ["GX_ANALYTICS_ENABLED"] == "False"
+    assert os.environ["HF_HUB_OFFLINE"] == "0"
+    assert yaml.safe_load((REPO / ".telemetry").read_text()) == {"consent": False}
+    assert "analytics = false" in (REPO / ".dvc" / "config").read_text()
