@@ -1,4 +1,4 @@
-"""Files that cannot give a clip, one per way a raw folder goes wrong, made on the spot (no fixtures on disk)."""
+"""Files that cannot give a clip, one per way a raw folder goes wrong, made on the spot (none on disk)."""
 
 from __future__ import annotations
 

@@ -35,7 +35,7 @@ def tracking_uri(tmp_path_factory: pytest.TempPathFactory) -> str:
 
 @pytest.fixture
 def project(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, tracking_uri: str) -> Path:
-    """A copy of the project in a temp folder (without the user's conf/local), used as the working directory."""
+    """A copy of the project in a temp folder (without the user's conf/local), as the working directory."""
     root = tmp_path / "project"
     root.mkdir()
     for name in PROJECT_FILES:
@@ -57,7 +57,9 @@ def project(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, tracking_uri: str) 
 @pytest.fixture
 def dvc_project(project: Path) -> Path:
     """The project copy as a git repository with DVC initialised and its local remote, first commit made."""
-    shutil.copytree(REPO / ".dvc", project / ".dvc", ignore=shutil.ignore_patterns("cache", "tmp", "config.local"))
+    shutil.copytree(
+        REPO / ".dvc", project / ".dvc", ignore=shutil.ignore_patterns("cache", "tmp", "config.local")
+    )
     shutil.copy2(REPO / ".gitignore", project / ".gitignore")
     git = ["git", "-c", "user.email=test@example.com", "-c", "user.name=test"]
     subprocess.run(["git", "init", "-q", "-b", "main"], cwd=project, check=True)
@@ -73,7 +75,9 @@ def _ignore_local_state(directory: str, names: list[str]) -> list[str]:
     return [n for n in names if n in ignored or n.endswith(".egg-info")]
 
 
-def run_kedro(project: Path, env: str = "smoke", pipeline: str | None = None, params: dict[str, Any] | None = None):
+def run_kedro(
+    project: Path, env: str = "smoke", pipeline: str | None = None, params: dict[str, Any] | None = None
+):
     """Run pipelines in this process through a KedroSession, as `kedro run` does."""
     from kedro.framework.session import KedroSession
     from kedro.framework.startup import bootstrap_project

@@ -47,7 +47,9 @@ def test_telemetry_is_off_unless_the_user_says_otherwise(monkeypatch):
         monkeypatch.delenv(key, raising=False)
     monkeypatch.setenv("HF_HUB_OFFLINE", "0")
     go_offline()
-    assert os.environ["KEDRO_DISABLE_TELEMETRY"] == "true" and os.environ["MLFLOW_DISABLE_TELEMETRY"] == "true"
+    assert (
+        os.environ["KEDRO_DISABLE_TELEMETRY"] == "true" and os.environ["MLFLOW_DISABLE_TELEMETRY"] == "true"
+    )
     assert os.environ["DVC_NO_ANALYTICS"] == "1" and os.environ["GX_ANALYTICS_ENABLED"] == "False"
     assert os.environ["HF_HUB_OFFLINE"] == "0"
     assert yaml.safe_load((REPO / ".telemetry").read_text()) == {"consent": False}

@@ -23,7 +23,9 @@ def main() -> None:
 @click.option("--fps", default=24.0, show_default=True)
 @click.option("--seconds", default=3.0, show_default=True)
 @click.option("--seed", default=42, show_default=True)
-def synthesize(out_dir: Path, num_videos: int, width: int, height: int, fps: float, seconds: float, seed: int) -> None:
+def synthesize(
+    out_dir: Path, num_videos: int, width: int, height: int, fps: float, seconds: float, seed: int
+) -> None:
     """Write seeded synthetic MP4 videos (moving sprites over panning textures) to OUT."""
     from mobilei2v_pipeline.atomic_write import atomic_write_bytes
     from mobilei2v_pipeline.video.synthetic import plan_synthetic_videos, synthetic_video_bytes

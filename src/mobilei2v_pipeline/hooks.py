@@ -19,7 +19,7 @@ logger = logging.getLogger(__name__)
 
 
 class RunTrackingHook:
-    """Seeds the random generators, then tags the run kedro-mlflow started with commit, data version and env."""
+    """Seeds the random generators, then tags kedro-mlflow's run with the commit, data version and env."""
 
     @hook_impl
     def after_context_created(self, context) -> None:
@@ -34,7 +34,7 @@ class RunTrackingHook:
         tags = {
             **git_state(self._project_path),
             "kedro_env": self._env or "base",
-            "pipeline": run_params.get("pipeline_names") and ",".join(run_params["pipeline_names"]) or "__default__",
+            "pipeline": ",".join(run_params.get("pipeline_names") or ["__default__"]),
             "data_version": data_version(catalog.load("user_videos"), catalog.load("params:synthetic")),
             "seed": str(seed),
         }

@@ -1,4 +1,5 @@
-"""A stage's figures: a flat JSON file of numbers (a DVC metrics file), also logged to the active MLflow run."""
+"""A stage's figures: a flat JSON file of numbers (a DVC metrics file), also logged to the active MLflow
+run."""
 
 from __future__ import annotations
 

@@ -8,6 +8,7 @@ the frames around its clips rather than the whole file. Every way a file can fai
 from __future__ import annotations
 
 import math
+from collections.abc import Iterator
 from dataclasses import asdict, dataclass
 from fractions import Fraction
 from pathlib import Path
@@ -55,6 +56,10 @@ class ClipSpec:
     height: int
     width: int
 
+    def __post_init__(self):
+        if self.frames_per_clip < 2 or self.frame_interval < 1:
+            raise ValueError(f"a clip needs at least 2 frames and an interval of at least 1, got {self}")
+
     @property
     def span(self) -> int:
         """Source frames covered by one clip, first to last inclusive."""
@@ -62,7 +67,7 @@ class ClipSpec:
 
 
 def probe_video(path: str | Path, min_short_side: int = 64) -> VideoInfo:
-    """Open a file and describe its first video stream, or raise `VideoReadError` saying why it is unusable."""
+    """Describe a file's first video stream, or raise `VideoReadError` saying why it is unusable."""
     path = Path(path)
     size = path.stat().st_size
     if size == 0:
@@ -73,18 +78,18 @@ def probe_video(path: str | Path, min_short_side: int = 64) -> VideoInfo:
                 kinds = sorted({s.type for s in container.streams}) or ["none"]
                 raise VideoReadError("no_video_stream", f"no video stream (streams: {', '.join(kinds)})")
             if container.format.name in _STILL_IMAGE_FORMATS:
-                raise VideoReadError(
-                    "still_image", f"a still image ({container.format.name}), not a video"
-                )
+                raise VideoReadError("still_image", f"a still image ({container.format.name}), not a video")
             stream = container.streams.video[0]
             codec_ctx = stream.codec_context  # None when FFmpeg has no decoder for the stream's codec
             if codec_ctx is None:
                 raise VideoReadError(
-                    "unsupported_codec", f"unsupported codec: no decoder for the video stream of {container.format.name}"
+                    "unsupported_codec",
+                    f"unsupported codec: no decoder for the video stream of {container.format.name}",
                 )
             fps = _stream_fps(stream)
-            duration = _stream_duration(container, stream)
-            num_frames = stream.frames or int(round(duration * fps)) or _count_packets(container, stream)
+            # Matroska/WebM (and GIF) state no frame count, and their container duration covers every
+            # stream (audio too): count the video packets instead, which reads but does not decode.
+            num_frames = stream.frames or _count_packets(container, stream)
             info = VideoInfo(
                 container=container.format.name,
                 codec=codec_ctx.name,
@@ -92,7 +97,7 @@ def probe_video(path: str | Path, min_short_side: int = 64) -> VideoInfo:
                 height=codec_ctx.height,
                 fps=fps,
                 num_frames=num_frames,
-                duration_s=duration,
+                duration_s=num_frames / fps,
                 size_bytes=size,
             )
     except VideoReadError:
@@ -134,45 +139,73 @@ def read_clips(
             f"{info.num_frames} frames, fewer than the {spec.span} one clip needs "
             f"({spec.frames_per_clip} frames every {spec.frame_interval})",
         )
-    wanted = {s + k * spec.frame_interval: i for i, s in enumerate(starts) for k in range(spec.frames_per_clip)}
-    clips: list[list[np.ndarray]] = [[] for _ in starts]
     try:
-        with av.open(str(path)) as container:
-            stream = container.streams.video[0]
-            stream.thread_type = "AUTO"
-            if seek:
-                for i, start in enumerate(starts):
-                    _seek_to_frame(container, stream, start, info.fps)
-                    clips[i] = _collect(container, stream, info.fps, wanted, spec, only_clip=i)
-            else:
-                collected = _collect(container, stream, info.fps, wanted, spec, only_clip=None)
-                for frame_index, frame in collected:
-                    clips[wanted[frame_index]].append(frame)
+        clips = _decode_clips(path, info.fps, starts, spec, seek)
+        if seek and any(len(clip) < spec.frames_per_clip for clip in clips):
+            # Some containers (MPEG-TS/PS) seek past the keyframe before the target; one pass is always right.
+            clips = _decode_clips(path, info.fps, starts, spec, seek=False)
     except av.FFmpegError as exc:
         raise VideoReadError("decode_error", f"decoding failed ({exc})") from exc
-    complete = [(s, np.stack(c)) for s, c in zip(starts, clips, strict=True) if len(c) == spec.frames_per_clip]
+    complete = [
+        (s, np.stack(c)) for s, c in zip(starts, clips, strict=True) if len(c) == spec.frames_per_clip
+    ]
     if not complete:
         raise VideoReadError(
             "too_few_frames",
-            f"no complete clip could be decoded ({max(len(c) for c in clips)} of {spec.frames_per_clip} frames)",
+            f"no complete clip could be decoded "
+            f"({max(len(c) for c in clips)} of {spec.frames_per_clip} frames)",
         )
     return complete
 
 
-def _collect(container, stream, fps: float, wanted: dict[int, int], spec: ClipSpec, only_clip: int | None):
-    """Decode forward, converting only wanted frames. For one clip returns its frames, else (index, frame)."""
-    out = []
-    last_needed = max(idx for idx, clip in wanted.items() if only_clip is None or clip == only_clip)
+def _decode_clips(path, fps: float, starts: list[int], spec: ClipSpec, seek: bool) -> list[list[np.ndarray]]:
+    """Decode forward through the clips in order, converting only their frames.
+
+    With `seek`, jump ahead to a clip only when a keyframe lies between the last decoded frame and the clip's
+    start: otherwise the decoder would go back to a keyframe it already passed, and decoding on is cheaper.
+    """
+    wanted = {
+        s + k * spec.frame_interval: i for i, s in enumerate(starts) for k in range(spec.frames_per_clip)
+    }
+    clips: list[dict[int, np.ndarray]] = [
+        {} for _ in starts
+    ]  # by source index: a re-decoded frame is kept once
+    with av.open(str(path)) as container:
+        stream = container.streams.video[0]
+        stream.thread_type = "AUTO"
+        keyframes = _keyframe_indices(stream, fps) if seek else []
+        frames, position = None, -1
+        for start in starts:
+            if seek and (keyframes is None or any(position < k <= start for k in keyframes)):
+                _seek_to_frame(container, stream, start, fps)
+                frames = None
+            if frames is None:
+                frames = _indexed_frames(container, stream, fps)
+            last = start + (spec.frames_per_clip - 1) * spec.frame_interval
+            for position, frame in frames:  # the position outlives the loop: the next clip reads it
+                clip = clips[wanted[position]] if position in wanted else None
+                if clip is not None and position not in clip:
+                    clip[position] = _resize_and_crop(frame, spec.height, spec.width)
+                if position >= last:
+                    break
+    return [[clip[index] for index in sorted(clip)] for clip in clips]
+
+
+def _indexed_frames(container, stream, fps: float) -> Iterator[tuple[int, av.VideoFrame]]:
+    """Decoded frames from the current position, with their source frame index."""
     for counter, frame in enumerate(container.decode(stream)):
-        index = _frame_index(frame, stream, fps) if frame.pts is not None else counter
-        if index > last_needed:
-            break
-        clip = wanted.get(index)
-        if clip is None or (only_clip is not None and clip != only_clip):
-            continue
-        image = _resize_and_crop(frame, spec.height, spec.width)
-        out.append(image if only_clip is not None else (index, image))
-    return out
+        yield (_frame_index(frame, stream, fps) if frame.pts is not None else counter), frame
+
+
+def _keyframe_indices(stream, fps: float) -> list[int] | None:
+    """Approximate frame indices of the keyframes from the container's index; None when it has none."""
+    start_pts = stream.start_time or 0
+    keys = [
+        round(float((entry.timestamp - start_pts) * stream.time_base) * fps)
+        for entry in stream.index_entries
+        if entry.is_keyframe
+    ]
+    return keys or None
 
 
 def _seek_to_frame(container, stream, frame_index: int, fps: float) -> None:
@@ -183,7 +216,7 @@ def _seek_to_frame(container, stream, frame_index: int, fps: float) -> None:
 
 def _frame_index(frame, stream, fps: float) -> int:
     start_pts = stream.start_time or 0
-    return int(round(float((frame.pts - start_pts) * stream.time_base) * fps))
+    return round(float((frame.pts - start_pts) * stream.time_base) * fps)
 
 
 def _resize_and_crop(frame: av.VideoFrame, height: int, width: int) -> np.ndarray:
@@ -205,11 +238,3 @@ def _stream_fps(stream) -> float:
     if not rate or float(rate) <= 0:
         raise VideoReadError("unreadable_container", "the video stream has no frame rate")
     return float(Fraction(rate))
-
-
-def _stream_duration(container, stream) -> float:
-    if stream.duration is not None and stream.time_base is not None:
-        return float(stream.duration * stream.time_base)
-    if container.duration is not None:
-        return container.duration / av.time_base
-    return 0.0

@@ -96,9 +96,11 @@ def render_frames(spec: SyntheticVideoSpec) -> Iterator[np.ndarray]:
         yield frame
 
 
-def synthetic_video_bytes(spec: SyntheticVideoSpec, crf: int = 18, preset: str = "medium") -> bytes:
-    """The video encoded as H.264 MP4."""
-    return encode_mp4(render_frames(spec), spec.fps, crf=crf, preset=preset)
+def synthetic_video_bytes(
+    spec: SyntheticVideoSpec, crf: int = 18, preset: str = "medium", keyint: int = 250
+) -> bytes:
+    """The video encoded as H.264 MP4 (see `encode_mp4` for the encoder settings)."""
+    return encode_mp4(render_frames(spec), spec.fps, crf=crf, preset=preset, keyint=keyint)
 
 
 class _Scene:
@@ -124,12 +126,18 @@ class _Scene:
         offset = self.travel + pan * t
         shift = np.float32([[1, 0, -offset[0]], [0, 1, -offset[1]]])
         frame = cv2.warpAffine(
-            self.canvas, shift, (spec.width, spec.height), flags=cv2.INTER_LINEAR, borderMode=cv2.BORDER_REFLECT
+            self.canvas,
+            shift,
+            (spec.width, spec.height),
+            flags=cv2.INTER_LINEAR,
+            borderMode=cv2.BORDER_REFLECT,
         )
         bounds = np.array([spec.width, spec.height], dtype=float)
         positions = np.abs((self.positions + self.velocities * t) % (2 * bounds))
         positions = np.where(positions > bounds, 2 * bounds - positions, positions)
-        for (x, y), radius, color, is_round in zip(positions, self.radii, self.colors, self.round, strict=True):
+        for (x, y), radius, color, is_round in zip(
+            positions, self.radii, self.colors, self.round, strict=True
+        ):
             # cv2 draws with 4 fractional bits (shift=4) for smooth sub-pixel sprite motion.
             centre, r = (int(x * 16), int(y * 16)), int(radius * 16)
             colour = tuple(int(c) for c in color)
@@ -137,8 +145,13 @@ class _Scene:
                 cv2.circle(frame, centre, r, colour, -1, cv2.LINE_AA, shift=4)
             else:
                 cv2.rectangle(
-                    frame, (centre[0] - r, centre[1] - r), (centre[0] + r, centre[1] + r), colour, -1,
-                    cv2.LINE_AA, shift=4,
+                    frame,
+                    (centre[0] - r, centre[1] - r),
+                    (centre[0] + r, centre[1] + r),
+                    colour,
+                    -1,
+                    cv2.LINE_AA,
+                    shift=4,
                 )
         return frame
 

@@ -36,6 +36,7 @@ SYNTHETIC = {
     "rejects": {"static": 1},
     "crf": 23,
     "preset": "veryfast",
+    "keyint": 12,
 }
 
 
@@ -71,7 +72,11 @@ def _clip_table(n: int = 6) -> pd.DataFrame:
 
 def test_synthesize_makes_videos_only_without_user_videos(tmp_path: Path):
     made = nodes.synthesize_raw_videos({}, SYNTHETIC)
-    assert sorted(made) == ["synthetic_000_normal.mp4", "synthetic_001_normal.mp4", "synthetic_002_static.mp4"]
+    assert sorted(made) == [
+        "synthetic_000_normal.mp4",
+        "synthetic_001_normal.mp4",
+        "synthetic_002_static.mp4",
+    ]
     assert made["synthetic_000_normal.mp4"]()[4:8] == b"ftyp"  # an MP4, made lazily
     assert nodes.synthesize_raw_videos({"mine.mp4": tmp_path / "mine.mp4"}, SYNTHETIC) == {}
 
@@ -162,7 +167,11 @@ def test_validate_clip_table_passes_a_good_table():
     ("break_table", "expectation", "column"),
     [
         (lambda t: t.assign(clip_id="same"), "expect_column_values_to_be_unique", "clip_id"),
-        (lambda t: t.assign(motion_score=t["motion_score"] + 100), "expect_column_values_to_be_between", "motion_score"),
+        (
+            lambda t: t.assign(motion_score=t["motion_score"] + 100),
+            "expect_column_values_to_be_between",
+            "motion_score",
+        ),
         (lambda t: t.assign(split="train"), "expect_column_distinct_values_to_contain_set", "split"),
         (lambda t: t.drop(columns="sharpness"), "expect_table_columns_to_match_set", None),
         (lambda t: t.assign(source_codec=None), "expect_column_values_to_not_be_null", "source_codec"),

@@ -24,6 +24,7 @@ from mobilei2v_pipeline.video.synthetic import plan_synthetic_videos, synthetic_
 logger = logging.getLogger(__name__)
 
 QUARANTINE_COLUMNS = ["video_id", "path", "size_bytes", "reason", "detail"]
+ENCODER_SETTINGS = ("crf", "preset", "keyint")  # the synthetic parameters that go to the encoder
 
 
 def synthesize_raw_videos(
@@ -36,15 +37,15 @@ def synthesize_raw_videos(
     if user_videos:
         logger.info("Curating %d user videos; the synthetic generator is not used", len(user_videos))
         return {}
-    encoding = {"crf": synthetic["crf"], "preset": synthetic["preset"]}
-    plan = {k: v for k, v in synthetic.items() if k not in encoding}
+    encoding = {key: synthetic[key] for key in ENCODER_SETTINGS}
+    plan = {key: value for key, value in synthetic.items() if key not in ENCODER_SETTINGS}
     specs = plan_synthetic_videos(**plan)
     logger.info("No user videos: generating %d synthetic videos (seed %d)", len(specs), synthetic["seed"])
     return {f"{spec.name}.mp4": partial(synthetic_video_bytes, spec, **encoding) for spec in specs}
 
 
 def select_source_videos(user_videos: dict[str, Path], synthetic_videos: dict[str, Path]) -> dict[str, Path]:
-    """The videos to curate, keyed by a stable identity: user videos when there are any, else synthetic ones."""
+    """The videos to curate, keyed by a stable identity: the user's if there are any, else synthetic ones."""
     source, videos = ("user", user_videos) if user_videos else ("synthetic", synthetic_videos)
     return {f"{source}/{name}": path for name, path in videos.items()}
 
@@ -67,7 +68,9 @@ def decode_clips(
             reason = getattr(exc, "reason", "unreadable_file")
             logger.warning("video %s: %s, quarantined", path, exc)
             size = path.stat().st_size if path.exists() else 0
-            quarantine.append(dict(zip(QUARANTINE_COLUMNS, [video_id, str(path), size, reason, str(exc)], strict=True)))
+            quarantine.append(
+                dict(zip(QUARANTINE_COLUMNS, [video_id, str(path), size, reason, str(exc)], strict=True))
+            )
             continue
         for index, (start, clip) in enumerate(clips):
             clip_id = _clip_id(video_id, index)
@@ -108,7 +111,8 @@ def filter_clips(clip_scores: pd.DataFrame, filters: dict[str, float]) -> tuple[
         "blurry": clip_scores.get("sharpness", pd.Series(dtype=float)) < filters["min_sharpness"],
         "static": clip_scores.get("motion_score", pd.Series(dtype=float)) < filters["min_motion"],
         "too much motion": clip_scores.get("motion_score", pd.Series(dtype=float)) > filters["max_motion"],
-        "scene cut": clip_scores.get("scene_cut_score", pd.Series(dtype=float)) < filters["min_scene_cut_score"],
+        "scene cut": clip_scores.get("scene_cut_score", pd.Series(dtype=float))
+        < filters["min_scene_cut_score"],
     }
     failed = pd.DataFrame(checks, index=clip_scores.index).fillna(False)
     reasons = failed.apply(lambda row: "; ".join(name for name, bad in row.items() if bad), axis=1)
@@ -188,17 +192,26 @@ def publish_clip_table(
             f"{validation.describe_failures(validation_summary)}. "
             "See the validation report (catalog entry clip_validation_report) in data/08_reporting/."
         )
-    logger.info("Curated %d clips (%d videos quarantined)", len(clip_candidates), curation_metrics["videos_quarantined"])
+    logger.info(
+        "Curated %d clips (%d videos quarantined)",
+        len(clip_candidates),
+        curation_metrics["videos_quarantined"],
+    )
     return clip_candidates
 
 
-def select_curated_frames(clip_frames: dict[str, np.ndarray], clip_table: pd.DataFrame) -> dict[str, np.ndarray]:
+def select_curated_frames(
+    clip_frames: dict[str, np.ndarray], clip_table: pd.DataFrame
+) -> dict[str, np.ndarray]:
     """The frames of the published clips, one array per clip id."""
     return {clip_id: clip_frames[clip_id] for clip_id in clip_table["clip_id"]}
 
 
 def render_contact_sheet(
-    clip_frames: dict[str, np.ndarray], clip_scores: pd.DataFrame, rejected_clips: pd.DataFrame, columns: int = 6
+    clip_frames: dict[str, np.ndarray],
+    clip_scores: pd.DataFrame,
+    rejected_clips: pd.DataFrame,
+    columns: int = 6,
 ) -> Image.Image:
     """A grid of each clip's middle frame, captioned with its motion score, or its rejection reason in red."""
     reasons = dict(zip(rejected_clips.get("clip_id", []), rejected_clips.get("reason", []), strict=True))
@@ -227,8 +240,13 @@ def select_clip_previews(
 ) -> dict[str, np.ndarray]:
     """A few published clips, spread over the motion range, to look at in MLflow."""
     ordered = clip_table.sort_values("motion_score")
-    picks = ordered.iloc[np.unique(np.linspace(0, len(ordered) - 1, min(count, len(ordered))).round().astype(int))]
-    return {f"motion_{row.motion_score:05.2f}_{row.clip_id}": clip_frames[row.clip_id] for row in picks.itertuples()}
+    picks = ordered.iloc[
+        np.unique(np.linspace(0, len(ordered) - 1, min(count, len(ordered))).round().astype(int))
+    ]
+    return {
+        f"motion_{row.motion_score:05.2f}_{row.clip_id}": clip_frames[row.clip_id]
+        for row in picks.itertuples()
+    }
 
 
 def _clip_id(video_id: str, index: int) -> str:
@@ -251,7 +269,9 @@ def _no_usable_clips_message(rejected: pd.DataFrame, quarantine: pd.DataFrame) -
     parts = []
     if len(quarantine):
         counts = quarantine["reason"].value_counts()
-        parts.append(f"{len(quarantine)} video(s) quarantined ({', '.join(f'{n} {r}' for r, n in counts.items())})")
+        parts.append(
+            f"{len(quarantine)} video(s) quarantined ({', '.join(f'{n} {r}' for r, n in counts.items())})"
+        )
     if len(rejected):
         counts = rejected["reason"].value_counts()
         parts.append(f"{len(rejected)} clip(s) rejected ({', '.join(f'{n} {r}' for r, n in counts.items())})")
