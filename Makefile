@@ -13,7 +13,6 @@ export MLFLOW_DISABLE_TELEMETRY := true
 export DVC_NO_ANALYTICS := 1
 export GX_ANALYTICS_ENABLED := False
 export HF_HUB_OFFLINE := 1
-export PYTHONWARNINGS := ignore::UserWarning:mlflow.pyfunc.utils.data_validation
 
 .PHONY: setup run test lint format bench ui-viz lock clean
 

@@ -175,14 +175,17 @@ def keyframe_indices(path: Path, fps: float) -> list[int]:
 
 
 def frames_decoded_with_seek(keyframes: list[int], num_frames: int, spec: ClipSpec) -> tuple[int, int]:
-    """Frames the seek mode decodes (from each clip's preceding keyframe to its last frame) and the frames
-    the decode-all mode decodes (from the first frame to the last frame of the last clip)."""
+    """Frames the seek mode decodes and the frames the decode-all mode decodes (from the first frame to the
+    last frame of the last clip). Like `read_clips`, the seek mode jumps to the keyframe before a clip only
+    when that keyframe lies after the last decoded frame, and otherwise decodes on."""
     starts = clip_starts(num_frames, spec)
-    seek = 0
+    decoded, position = 0, -1
     for start in starts:
-        keyframe = max((k for k in keyframes if k <= start), default=0)
-        seek += start + spec.span - keyframe
-    return seek, starts[-1] + spec.span if starts else 0
+        keyframe = max((k for k in keyframes if position < k <= start), default=None)
+        first = keyframe if keyframe is not None else position + 1
+        position = start + spec.span - 1
+        decoded += position - first + 1
+    return decoded, starts[-1] + spec.span if starts else 0
 
 
 # ---------------------------------------------------------------------------------------------- measuring

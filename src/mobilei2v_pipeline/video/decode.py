@@ -20,6 +20,20 @@ import numpy as np
 _STILL_IMAGE_FORMATS = {"image2", "png_pipe", "jpeg_pipe", "bmp_pipe", "webp_pipe", "tiff_pipe", "gif_pipe"}
 
 
+# Why a file gives no clip: the `reason` of a VideoReadError.
+READ_ERROR_REASONS = (
+    "unreadable_file",
+    "empty_file",
+    "unreadable_container",
+    "no_video_stream",
+    "still_image",
+    "unsupported_codec",
+    "too_small",
+    "too_few_frames",
+    "decode_error",
+)
+
+
 class VideoReadError(Exception):
     """A file that cannot give a clip. `reason` is a short category, str(self) explains it."""
 
@@ -69,7 +83,10 @@ class ClipSpec:
 def probe_video(path: str | Path, min_short_side: int = 64) -> VideoInfo:
     """Describe a file's first video stream, or raise `VideoReadError` saying why it is unusable."""
     path = Path(path)
-    size = path.stat().st_size
+    try:
+        size = path.stat().st_size
+    except OSError as exc:
+        raise VideoReadError("unreadable_file", f"cannot read the file ({exc})") from exc
     if size == 0:
         raise VideoReadError("empty_file", "empty file (0 bytes)")
     try:
@@ -129,8 +146,8 @@ def read_clips(
     """Decode the clips of one video: (first source frame, uint8 array (frames, height, width, 3)) each,
     resized and centre-cropped to the spec. Clips the file ends before are left out.
 
-    With `seek=False` the file is decoded from its first frame (the baseline the benchmark compares with,
-    and the fallback for containers that cannot seek).
+    With `seek=False` the file is decoded in one pass from its first frame: the baseline the benchmark
+    compares with, and the automatic fallback when seeking did not give every clip whole.
     """
     starts = clip_starts(info.num_frames, spec)
     if not starts:
@@ -167,9 +184,8 @@ def _decode_clips(path, fps: float, starts: list[int], spec: ClipSpec, seek: boo
     wanted = {
         s + k * spec.frame_interval: i for i, s in enumerate(starts) for k in range(spec.frames_per_clip)
     }
-    clips: list[dict[int, np.ndarray]] = [
-        {} for _ in starts
-    ]  # by source index: a re-decoded frame is kept once
+    # Frames by source index: a frame decoded again after a backward seek is kept once.
+    clips: list[dict[int, np.ndarray]] = [{} for _ in starts]
     with av.open(str(path)) as container:
         stream = container.streams.video[0]
         stream.thread_type = "AUTO"

@@ -71,7 +71,8 @@ def plan_synthetic_videos(
                 height=height,
                 fps=fps,
                 num_frames=round(seconds * fps),
-                pan_speed=speed * float(rng.uniform(0.0, 1.0)) if moving else 0.0,
+                # The pan moves every pixel, so it sets most of the motion score: keep it near the speed.
+                pan_speed=speed * float(rng.uniform(0.5, 1.0)) if moving else 0.0,
                 sprite_speed=speed * float(rng.uniform(1.0, 2.0)) if moving else 0.0,
                 num_sprites=num_sprites,
             )

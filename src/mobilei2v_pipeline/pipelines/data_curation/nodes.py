@@ -18,13 +18,29 @@ from tqdm.auto import tqdm
 from mobilei2v_pipeline.errors import NoUsableClipsError, ValidationFailedError
 from mobilei2v_pipeline.pipelines.data_curation import validation
 from mobilei2v_pipeline.video.clip_scores import score_clip
-from mobilei2v_pipeline.video.decode import ClipSpec, VideoReadError, probe_video, read_clips
+from mobilei2v_pipeline.video.decode import (
+    READ_ERROR_REASONS,
+    ClipSpec,
+    VideoReadError,
+    probe_video,
+    read_clips,
+)
 from mobilei2v_pipeline.video.synthetic import plan_synthetic_videos, synthetic_video_bytes
 
 logger = logging.getLogger(__name__)
 
 QUARANTINE_COLUMNS = ["video_id", "path", "size_bytes", "reason", "detail"]
 ENCODER_SETTINGS = ("crf", "preset", "keyint")  # the synthetic parameters that go to the encoder
+# Why a clip is rejected: (score, threshold parameter); a min_ threshold is a floor, a max_ one a ceiling.
+CLIP_FILTERS = {
+    "too dark": ("brightness", "min_brightness"),
+    "too bright": ("brightness", "max_brightness"),
+    "low contrast": ("contrast", "min_contrast"),
+    "blurry": ("sharpness", "min_sharpness"),
+    "static": ("motion_score", "min_motion"),
+    "too much motion": ("motion_score", "max_motion"),
+    "scene cut": ("scene_cut_score", "min_scene_cut_score"),
+}
 
 
 def synthesize_raw_videos(
@@ -64,12 +80,11 @@ def decode_clips(
         try:
             info = probe_video(path, curation["min_short_side"])
             clips = read_clips(path, info, spec)
-        except (VideoReadError, OSError) as exc:
-            reason = getattr(exc, "reason", "unreadable_file")
+        except VideoReadError as exc:
             logger.warning("video %s: %s, quarantined", path, exc)
             size = path.stat().st_size if path.exists() else 0
             quarantine.append(
-                dict(zip(QUARANTINE_COLUMNS, [video_id, str(path), size, reason, str(exc)], strict=True))
+                dict(zip(QUARANTINE_COLUMNS, [video_id, str(path), size, exc.reason, str(exc)], strict=True))
             )
             continue
         for index, (start, clip) in enumerate(clips):
@@ -104,22 +119,20 @@ def score_clips(
 
 def filter_clips(clip_scores: pd.DataFrame, filters: dict[str, float]) -> tuple[pd.DataFrame, pd.DataFrame]:
     """Split clips into kept and rejected by the thresholds; each rejected clip keeps all its reasons."""
-    checks = {
-        "too dark": clip_scores.get("brightness", pd.Series(dtype=float)) < filters["min_brightness"],
-        "too bright": clip_scores.get("brightness", pd.Series(dtype=float)) > filters["max_brightness"],
-        "low contrast": clip_scores.get("contrast", pd.Series(dtype=float)) < filters["min_contrast"],
-        "blurry": clip_scores.get("sharpness", pd.Series(dtype=float)) < filters["min_sharpness"],
-        "static": clip_scores.get("motion_score", pd.Series(dtype=float)) < filters["min_motion"],
-        "too much motion": clip_scores.get("motion_score", pd.Series(dtype=float)) > filters["max_motion"],
-        "scene cut": clip_scores.get("scene_cut_score", pd.Series(dtype=float))
-        < filters["min_scene_cut_score"],
-    }
-    failed = pd.DataFrame(checks, index=clip_scores.index).fillna(False)
-    reasons = failed.apply(lambda row: "; ".join(name for name, bad in row.items() if bad), axis=1)
-    rejected_mask = reasons.astype(bool) if len(reasons) else pd.Series(False, index=clip_scores.index)
-    kept = clip_scores[~rejected_mask].reset_index(drop=True)
-    rejected = clip_scores[rejected_mask].assign(reason=reasons[rejected_mask]).reset_index(drop=True)
-    return kept, rejected
+    if clip_scores.empty:
+        return clip_scores, clip_scores.assign(reason=pd.Series(dtype=str))
+    failed = pd.DataFrame(
+        {
+            reason: clip_scores[score] < filters[limit]
+            if limit.startswith("min_")
+            else clip_scores[score] > filters[limit]
+            for reason, (score, limit) in CLIP_FILTERS.items()
+        }
+    )
+    reasons = failed.apply(lambda row: "; ".join(row.index[row]), axis=1)
+    rejected = reasons != ""
+    kept = clip_scores[~rejected].reset_index(drop=True)
+    return kept, clip_scores[rejected].assign(reason=reasons[rejected]).reset_index(drop=True)
 
 
 def assign_splits(
@@ -172,10 +185,13 @@ def summarize_curation(
         metrics[f"{column}_mean"] = float(clip_candidates[column].mean())
     metrics["motion_score_min"] = float(clip_candidates["motion_score"].min())
     metrics["motion_score_max"] = float(clip_candidates["motion_score"].max())
-    for reason, count in quarantine["reason"].value_counts().items():
-        metrics[f"quarantined_{reason}"] = int(count)
-    for reason, count in rejected_clips["reason"].str.split("; ").explode().value_counts().items():
-        metrics[f"rejected_{_slug(reason)}"] = int(count)
+    # Every reason gets a key, zero or not, so `dvc metrics diff` compares like with like.
+    quarantined = quarantine["reason"].value_counts()
+    for reason in READ_ERROR_REASONS:
+        metrics[f"quarantined_{reason}"] = int(quarantined.get(reason, 0))
+    rejected = rejected_clips["reason"].str.split("; ").explode().value_counts()
+    for reason in CLIP_FILTERS:
+        metrics[f"rejected_{_slug(reason)}"] = int(rejected.get(reason, 0))
     return metrics
 
 
