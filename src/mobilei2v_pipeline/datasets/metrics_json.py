@@ -1,5 +1,5 @@
 """A stage's figures: a flat JSON file of numbers (a DVC metrics file), also logged to the active MLflow
-run."""
+run as metrics and as the file itself."""
 
 from __future__ import annotations
 
@@ -33,6 +33,7 @@ class MetricsJSONDataset(AbstractDataset[dict[str, float], dict[str, float]]):
         atomic_write_bytes(self._filepath, text.encode())
         if mlflow.active_run() is not None:
             mlflow.log_metrics({k: float(v) for k, v in data.items()})
+            mlflow.log_artifact(str(self._filepath), artifact_path="reports")
 
     def _exists(self) -> bool:
         return self._filepath.is_file()

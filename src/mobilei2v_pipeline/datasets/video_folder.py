@@ -8,6 +8,7 @@ from pathlib import Path
 from typing import Any
 
 from kedro.io import AbstractDataset
+from tqdm.auto import tqdm
 
 from mobilei2v_pipeline.atomic_write import atomic_write_bytes
 
@@ -36,7 +37,8 @@ class VideoFolderDataset(AbstractDataset[dict[str, bytes | Callable[[], bytes]],
 
     def save(self, data: dict[str, bytes | Callable[[], bytes]]) -> None:
         stale = set(self.load()) - set(data)
-        for name, content in data.items():
+        progress = tqdm(data.items(), desc=f"write {self._path.name}", unit="file", disable=not data)
+        for name, content in progress:
             atomic_write_bytes(self._path / name, content() if callable(content) else content)
         for name in stale:
             (self._path / name).unlink()

@@ -233,3 +233,12 @@ def test_render_contact_sheet_shows_every_clip():
     # The rejected clip's caption is red.
     caption = np.asarray(sheet)[64 + 92 : 92 * 2, 0:112]
     assert ((caption[..., 0] > 200) & (caption[..., 1] < 80)).any()
+
+
+def test_previews_and_contact_sheet_of_720p_clips_are_downscaled():
+    table = _clip_table(2)
+    frames = {cid: np.zeros((17, 720, 1280, 3), np.uint8) for cid in table["clip_id"]}
+    previews = nodes.select_clip_previews(frames, table, 2)
+    assert {p.shape for p in previews.values()} == {(17, 180, 320, 3)}
+    sheet = nodes.render_contact_sheet(frames, table, pd.DataFrame(), columns=2)
+    assert sheet.size == (2 * 224, 126 + 28)

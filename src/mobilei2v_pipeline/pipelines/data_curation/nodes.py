@@ -10,6 +10,7 @@ from functools import partial
 from pathlib import Path
 from typing import Any
 
+import cv2
 import numpy as np
 import pandas as pd
 from PIL import Image, ImageDraw
@@ -30,6 +31,7 @@ from mobilei2v_pipeline.video.synthetic import plan_synthetic_videos, synthetic_
 logger = logging.getLogger(__name__)
 
 QUARANTINE_COLUMNS = ["video_id", "path", "size_bytes", "reason", "detail"]
+THUMBNAIL_WIDTH, PREVIEW_WIDTH = 224, 320  # pixels, for the contact sheet and the preview GIFs
 ENCODER_SETTINGS = ("crf", "preset", "keyint")  # the synthetic parameters that go to the encoder
 # Why a clip is rejected: (score, threshold parameter); a min_ threshold is a floor, a max_ one a ceiling.
 CLIP_FILTERS = {
@@ -233,9 +235,10 @@ def render_contact_sheet(
     reasons = dict(zip(rejected_clips.get("clip_id", []), rejected_clips.get("reason", []), strict=True))
     tiles = []
     for row in clip_scores.itertuples():
-        frames = clip_frames[row.clip_id]
+        clip = clip_frames[row.clip_id]
+        frames = _shrink(clip[len(clip) // 2 : len(clip) // 2 + 1])
         tile = Image.new("RGB", (frames.shape[2], frames.shape[1] + 28), "white")
-        tile.paste(Image.fromarray(frames[len(frames) // 2]), (0, 0))
+        tile.paste(Image.fromarray(frames[0]), (0, 0))
         draw = ImageDraw.Draw(tile)
         reason = reasons.get(row.clip_id)
         caption = f"{row.clip_id[:28]}\nmotion {row.motion_score:.2f}" + (f" | {reason}" if reason else "")
@@ -260,9 +263,18 @@ def select_clip_previews(
         np.unique(np.linspace(0, len(ordered) - 1, min(count, len(ordered))).round().astype(int))
     ]
     return {
-        f"motion_{row.motion_score:05.2f}_{row.clip_id}": clip_frames[row.clip_id]
+        f"motion_{row.motion_score:05.2f}_{row.clip_id}": _shrink(clip_frames[row.clip_id], PREVIEW_WIDTH)
         for row in picks.itertuples()
     }
+
+
+def _shrink(frames: np.ndarray, max_width: int = THUMBNAIL_WIDTH) -> np.ndarray:
+    """Frames no wider than max_width, aspect kept: 720p tiles and GIFs would be needlessly heavy."""
+    height, width = frames.shape[1:3]
+    if width <= max_width:
+        return frames
+    size = (max_width, round(height * max_width / width))
+    return np.stack([cv2.resize(frame, size, interpolation=cv2.INTER_AREA) for frame in frames])
 
 
 def _clip_id(video_id: str, index: int) -> str:
