@@ -14,7 +14,7 @@ export DVC_NO_ANALYTICS := 1
 export GX_ANALYTICS_ENABLED := False
 export HF_HUB_OFFLINE := 1
 
-.PHONY: setup run test lint format bench ui-viz lock clean
+.PHONY: setup run test lint format bench viz lock
 
 setup: $(STAMP)  ## create .venv and install the pinned dependencies (fast when nothing changed)
 
@@ -46,7 +46,3 @@ lock: setup  ## re-pin constraints.txt from the current .venv
 	{ echo "# Pinned versions of every package in .venv, used by 'make setup' (pip install -c constraints.txt)."; \
 	  echo "# Regenerate after changing pyproject.toml: make lock"; \
 	  $(BIN)/pip freeze --exclude-editable | sed 's/^torch==\(.*\)+cpu/torch==\1/' | grep -v '^mobilei2v'; } > constraints.txt
-
-clean:  ## remove pipeline outputs and local tracking (keeps .venv and the DVC cache)
-	rm -rf mlflow.db mlartifacts data/01_raw/synthetic
-	find data -mindepth 2 ! -name .gitkeep ! -name .gitignore ! -path 'data/01_raw/videos/*' -delete

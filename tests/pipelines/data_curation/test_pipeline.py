@@ -64,7 +64,8 @@ def test_smoke_run_curates_synthetic_videos_and_tracks_the_run(project: Path):
     assert run.data.metrics["clips_kept"] == metrics["clips_kept"]
     assert run.data.params["curation.clips.frames_per_clip"] == "9"
     client = mlflow.MlflowClient()
-    assert [a.path for a in client.list_artifacts(run.info.run_id, "reports")] == ["reports/data_curation.json"]
+    reports = [a.path for a in client.list_artifacts(run.info.run_id, "reports")]
+    assert reports == ["reports/data_curation.json"]
     artifacts = {a.path for a in client.list_artifacts(run.info.run_id, "data_curation")}
     assert {
         "data_curation/curation_contact_sheet.png",
