@@ -33,11 +33,9 @@ def tracking_uri(tmp_path_factory: pytest.TempPathFactory) -> str:
     return f"sqlite:///{tmp_path_factory.mktemp('mlflow') / 'mlflow.db'}"
 
 
-@pytest.fixture
-def project(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, tracking_uri: str) -> Path:
-    """A copy of the project in a temp folder (without the user's conf/local), as the working directory."""
-    root = tmp_path / "project"
-    root.mkdir()
+def copy_project(root: Path) -> Path:
+    """A copy of the project at `root` (without the user's conf/local and data)."""
+    root.mkdir(parents=True)
     for name in PROJECT_FILES:
         source = REPO / name
         if source.is_dir():
@@ -48,9 +46,32 @@ def project(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, tracking_uri: str) 
     for layer in DATA_LAYERS:
         (root / "data" / layer).mkdir(parents=True, exist_ok=True)
         (root / "data" / layer / ".gitkeep").touch()
+    return root
+
+
+def use_project(root: Path, monkeypatch: pytest.MonkeyPatch, tracking_uri: str) -> None:
+    """Work in `root`, with the session's MLflow store and this venv's commands on PATH."""
     monkeypatch.setenv("MLFLOW_TRACKING_URI", tracking_uri)
     monkeypatch.setenv("PATH", f"{Path(sys.executable).parent}{os.pathsep}{os.environ['PATH']}")
     monkeypatch.chdir(root)
+
+
+@pytest.fixture
+def project(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, tracking_uri: str) -> Path:
+    """A copy of the project in a temp folder, as the working directory."""
+    root = copy_project(tmp_path / "project")
+    use_project(root, monkeypatch, tracking_uri)
+    return root
+
+
+@pytest.fixture(scope="session")
+def trained_project(tmp_path_factory: pytest.TempPathFactory, tracking_uri: str) -> Path:
+    """A project copy where the whole smoke pipeline has run once, shared by the tests that read its outputs.
+    Tests that change it work on their own copy (`copy_trained_project`)."""
+    root = copy_project(tmp_path_factory.mktemp("trained") / "project")
+    with pytest.MonkeyPatch.context() as monkeypatch:
+        use_project(root, monkeypatch, tracking_uri)
+        run_kedro(root)
     return root
 
 

@@ -28,7 +28,7 @@ def test_committed_notebook_has_no_outputs():
 
 
 def test_curation_overview_notebook_runs(project: Path, monkeypatch: pytest.MonkeyPatch):
-    run_kedro(project)
+    run_kedro(project, pipeline="data_curation")
     monkeypatch.setenv("KEDRO_ENV", "smoke")  # the kernel inherits the environment
 
     path = project / NOTEBOOK

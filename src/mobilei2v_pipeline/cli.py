@@ -2,11 +2,15 @@
 
 from __future__ import annotations
 
+import json
+import time
 from pathlib import Path
 
 import click
 
 from mobilei2v_pipeline import __version__
+from mobilei2v_pipeline.atomic_write import atomic_write_bytes
+from mobilei2v_pipeline.video.encode import encode_mp4
 
 
 @click.group(context_settings={"help_option_names": ["-h", "--help"]})
@@ -27,7 +31,6 @@ def synthesize(
     out_dir: Path, num_videos: int, width: int, height: int, fps: float, seconds: float, seed: int
 ) -> None:
     """Write seeded synthetic MP4 videos (moving sprites over panning textures) to OUT."""
-    from mobilei2v_pipeline.atomic_write import atomic_write_bytes
     from mobilei2v_pipeline.video.synthetic import plan_synthetic_videos, synthetic_video_bytes
 
     specs = plan_synthetic_videos(
@@ -37,6 +40,67 @@ def synthesize(
         for spec in bar:
             atomic_write_bytes(out_dir / f"{spec.name}.mp4", synthetic_video_bytes(spec))
     click.echo(f"wrote {len(specs)} videos to {out_dir}")
+
+
+@main.command("model-card")
+@click.option("--preset", "preset_name", default="paper", show_default=True, help="tiny or paper")
+@click.option("--json", "as_json", is_flag=True, help="print JSON instead of a table")
+def model_card_command(preset_name: str, as_json: bool) -> None:
+    """Parameters (total and per part), latent shape, tokens, block pattern and MACs per denoiser call."""
+    from mobilei2v_pipeline.models.config import PRESETS
+    from mobilei2v_pipeline.models.model_card import format_model_card, model_card
+
+    if preset_name not in PRESETS:
+        raise click.BadParameter(
+            f"unknown preset {preset_name!r}; choose from {sorted(PRESETS)}", param_hint="--preset"
+        )
+    card = model_card(PRESETS[preset_name])
+    click.echo(json.dumps(card, indent=2) if as_json else format_model_card(card))
+
+
+@main.command()
+@click.option("--image", "image_path", type=click.Path(path_type=Path), required=True, help="the first frame")
+@click.option("--motion", default=2.0, show_default=True, help="motion score (pixels per frame at 256p)")
+@click.option("--steps", default=20, show_default=True, help="sampling steps")
+@click.option("--out", "out_path", type=click.Path(dir_okay=False, path_type=Path), required=True)
+@click.option("--model", default="teacher", type=click.Choice(["teacher"]), show_default=True)
+@click.option("--env", default=None, help="Kedro env whose trained models to use (default: base + local)")
+@click.option("--seed", default=0, show_default=True)
+@click.option("--shift", default=3.0, show_default=True, help="timestep shift of the sampler")
+@click.option("--fps", default=8.0, show_default=True)
+def generate(
+    image_path: Path,
+    motion: float,
+    steps: int,
+    out_path: Path,
+    model: str,
+    env: str | None,
+    seed: int,
+    shift: float,
+    fps: float,
+) -> None:
+    """Make a video from IMAGE with a trained model of this project, and write it to OUT (MP4)."""
+    from mobilei2v_pipeline.generate import generate_video
+
+    seconds = time.perf_counter()
+    frames = generate_video(image_path, motion, steps, model, env, seed, shift, Path.cwd())
+    atomic_write_bytes(out_path, encode_mp4(frames, fps))
+    click.echo(
+        f"wrote {out_path}: {len(frames)} frames of {frames.shape[2]}x{frames.shape[1]}, motion {motion}, "
+        f"{steps} steps of the {model}, in {time.perf_counter() - seconds:.1f} s"
+    )
+
+
+@main.command("train")
+@click.argument("stage", type=click.Choice(["autoencoder", "teacher"]))
+@click.option("--env", default=None, help="Kedro env (e.g. paper)")
+def train_command(stage: str, env: str | None) -> None:
+    """Train one STAGE outside `kedro run`: the command to give `accelerate launch` on several machines."""
+    from mobilei2v_pipeline.train_stage import run_training_node
+
+    saved = run_training_node(stage, env, Path.cwd())
+    if saved:
+        click.echo(f"trained {stage}; saved {', '.join(saved)}")
 
 
 # Kedro loads `cli` from a project's <package>/cli.py, so these commands also appear under `kedro`.

@@ -36,7 +36,7 @@ def _write_good_videos(folder: Path, count: int) -> None:
 
 
 def test_smoke_run_curates_synthetic_videos_and_tracks_the_run(project: Path):
-    run_kedro(project)
+    run_kedro(project, pipeline="data_curation")
 
     metrics = _metrics(project)
     table = pd.read_parquet(project / "data/03_primary/clip_table.parquet")
@@ -80,7 +80,7 @@ def test_user_videos_replace_synthetic_ones_and_broken_files_are_quarantined(pro
     expected = write_broken_videos(raw)
     _write_good_videos(raw, 6)
 
-    run_kedro(project)
+    run_kedro(project, pipeline="data_curation")
 
     quarantine = pd.read_csv(project / REPORTS / "video_quarantine.csv")
     assert dict(zip(quarantine["video_id"], quarantine["reason"], strict=True)) == {
@@ -110,7 +110,9 @@ def test_a_folder_of_only_broken_files_stops_with_a_clear_message(project: Path)
 
 def test_failed_validation_stops_the_run_and_leaves_the_report(project: Path):
     with pytest.raises(ValidationFailedError, match=r"expect_column_values_to_be_between\(split_clips\)"):
-        run_kedro(project, params={"clip_validation": {"min_clips_per_split": 1000}})
+        run_kedro(
+            project, pipeline="data_curation", params={"clip_validation": {"min_clips_per_split": 1000}}
+        )
 
     report = json.loads((project / REPORTS / "clip_validation.json").read_text())
     assert report["success"] is False

@@ -1,0 +1,269 @@
+"""The video autoencoder: a thin layer over diffusers' LTX-Video VAE (`AutoencoderKLLTXVideo`).
+
+The VAE is a causal 3D conv VAE. Its encoder sees frame 0 on its own (causal padding repeats the first frame),
+so 1 + 8k frames become 1 + k latent frames and frame 0's latent is the clean image latent the I2V denoiser is
+conditioned on. Presets are constructor kwargs: "ltx" is the real LTX-Video 0.9.0 VAE (32x spatial,
+8x temporal, 128 channels; for pretrained weights only), "tiny" and "micro" are the same architecture shrunk
+to train from scratch on a CPU (16x spatial, 8x temporal, 16 channels).
+
+Videos are float tensors (B, 3, T, H, W) in [-1, 1]; latents are (B, C, t, h, w). Gradient mode is the
+caller's: wrap inference in `torch.no_grad()`.
+"""
+
+from __future__ import annotations
+
+import math
+from pathlib import Path
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from diffusers import AutoencoderKLLTXVideo
+
+
+def _small_ltx(widths: tuple[int, ...], layers: tuple[int, ...], latent_channels: int = 16) -> dict:
+    """LTX kwargs at small width: patch 2 and three 2x down/up stages give 16x spatial and 8x temporal.
+
+    `layers` has one entry per block plus the mid block; the decoder mirrors the encoder.
+    """
+    blocks = len(widths)
+    scaling = (True,) * 3 + (False,) * (blocks - 3)
+    return {
+        "in_channels": 3,
+        "out_channels": 3,
+        "latent_channels": latent_channels,
+        "block_out_channels": widths,
+        "decoder_block_out_channels": widths,
+        "down_block_types": ("LTXVideoDownBlock3D",) * blocks,
+        "layers_per_block": layers,
+        "decoder_layers_per_block": layers,
+        "spatio_temporal_scaling": scaling,
+        "decoder_spatio_temporal_scaling": scaling,
+        "decoder_inject_noise": (False,) * (blocks + 1),
+        "downsample_type": ("conv",) * blocks,
+        "upsample_residual": (False,) * blocks,
+        "upsample_factor": (1,) * blocks,
+        "timestep_conditioning": False,
+        "patch_size": 2,
+        "patch_size_t": 1,
+        "encoder_causal": True,
+        "decoder_causal": False,
+    }
+
+
+VAE_PRESETS: dict[str, dict] = {
+    # Lightricks/LTX-Video 0.9.0 `vae/config.json` (the diffusers defaults): 4x4 patches then three 2x stages.
+    "ltx": {
+        "in_channels": 3,
+        "out_channels": 3,
+        "latent_channels": 128,
+        "block_out_channels": (128, 256, 512, 512),
+        "decoder_block_out_channels": (128, 256, 512, 512),
+        "down_block_types": ("LTXVideoDownBlock3D",) * 4,
+        "layers_per_block": (4, 3, 3, 3, 4),
+        "decoder_layers_per_block": (4, 3, 3, 3, 4),
+        "spatio_temporal_scaling": (True, True, True, False),
+        "decoder_spatio_temporal_scaling": (True, True, True, False),
+        "decoder_inject_noise": (False,) * 5,
+        "downsample_type": ("conv",) * 4,
+        "upsample_residual": (False,) * 4,
+        "upsample_factor": (1,) * 4,
+        "timestep_conditioning": False,
+        "patch_size": 4,
+        "patch_size_t": 1,
+        "encoder_causal": True,
+        "decoder_causal": False,
+    },
+    # No resnet at the highest resolution (layers[0] = 0): that stage is most of the CPU time.
+    "tiny": _small_ltx(widths=(16, 32, 64), layers=(0, 1, 1, 1)),
+    "micro": _small_ltx(widths=(8, 16, 16), layers=(0, 1, 0, 1)),
+}
+
+
+def build_vae(preset: str | dict) -> AutoencoderKLLTXVideo:
+    """A freshly initialised VAE from a preset name or a dict of constructor kwargs."""
+    if isinstance(preset, str):
+        if preset not in VAE_PRESETS:
+            raise ValueError(f"unknown VAE preset {preset!r}; known: {sorted(VAE_PRESETS)}")
+        preset = VAE_PRESETS[preset]
+    vae = AutoencoderKLLTXVideo(**preset)
+    # From scratch, the random output layer emits noise the size of the signal; the fastest way to cut the
+    # loss is then to shrink it, which starves the layers below of gradient and stalls training for ~100
+    # steps at the mean colour. Starting the output at zero (the mean of [-1, 1] video) skips that plateau.
+    with torch.no_grad():
+        vae.decoder.conv_out.conv.weight.zero_()
+    return vae
+
+
+def load_pretrained_vae(path: str | Path) -> AutoencoderKLLTXVideo:
+    """Load a VAE saved in diffusers format from a local folder, never from the network.
+
+    `path` is a folder with `config.json` and the weights, or a pipeline folder with a `vae/` subfolder
+    (as in a local copy of Lightricks/LTX-Video).
+    """
+    path = Path(path)
+    folder = path if (path / "config.json").is_file() else path / "vae"
+    if not (folder / "config.json").is_file():
+        raise FileNotFoundError(
+            f"no diffusers VAE at {path}: expected config.json and diffusion_pytorch_model.safetensors there "
+            f"or in {path / 'vae'} (e.g. the vae/ folder of a local Lightricks/LTX-Video copy)"
+        )
+    return AutoencoderKLLTXVideo.from_pretrained(folder, local_files_only=True).eval()
+
+
+def compression(vae: AutoencoderKLLTXVideo) -> tuple[int, int]:
+    """(temporal, spatial) compression factors."""
+    return vae.temporal_compression_ratio, vae.spatial_compression_ratio
+
+
+def _check_frames(frames: int, temporal: int) -> None:
+    if frames < 1 or (frames - 1) % temporal:
+        raise ValueError(
+            f"{frames} frames: the VAE needs 1 + {temporal}k frames "
+            f"(1, {1 + temporal}, {1 + 2 * temporal}, ...), "
+            f"as it encodes the first frame on its own and compresses the rest {temporal}x in time"
+        )
+
+
+def latent_shape(
+    vae: AutoencoderKLLTXVideo, frames: int, height: int, width: int
+) -> tuple[int, int, int, int]:
+    """(C, t, h, w) of the latent of a `frames` x `height` x `width` video; height and width are padded up."""
+    temporal, spatial = compression(vae)
+    _check_frames(frames, temporal)
+    return (
+        vae.config.latent_channels,
+        1 + (frames - 1) // temporal,
+        math.ceil(height / spatial),
+        math.ceil(width / spatial),
+    )
+
+
+def to_model_range(frames: np.ndarray | torch.Tensor) -> torch.Tensor:
+    """uint8 frames (B, T, H, W, 3) -> float video (B, 3, T, H, W) in [-1, 1]."""
+    frames = torch.as_tensor(frames)
+    if frames.ndim != 5 or frames.shape[-1] != 3:
+        raise ValueError(f"expected uint8 frames (B, T, H, W, 3), got shape {tuple(frames.shape)}")
+    return frames.permute(0, 4, 1, 2, 3).float() / 127.5 - 1.0
+
+
+def to_uint8(video: torch.Tensor) -> np.ndarray:
+    """Float video (B, 3, T, H, W) in [-1, 1] -> uint8 frames (B, T, H, W, 3); values outside are clipped."""
+    video = ((video.detach().float().clamp(-1, 1) + 1) * 127.5).round()
+    return video.to(torch.uint8).permute(0, 2, 3, 4, 1).cpu().numpy()
+
+
+def _model_input(vae: AutoencoderKLLTXVideo, video: torch.Tensor) -> torch.Tensor:
+    """Float video on the VAE's device, padded at the bottom/right to a multiple of the compression."""
+    if video.ndim != 5 or video.shape[1] != 3:
+        raise ValueError(f"expected a video (B, 3, T, H, W), got shape {tuple(video.shape)}")
+    temporal, spatial = compression(vae)
+    _check_frames(video.shape[2], temporal)
+    if video.dtype == torch.uint8:
+        video = video.float() / 127.5 - 1.0
+    video = video.to(device=vae.device, dtype=vae.dtype)
+    pad_h, pad_w = -video.shape[3] % spatial, -video.shape[4] % spatial
+    if pad_h or pad_w:
+        # Replicate, not zeros: a black border would be a hard edge for the encoder to spend latents on.
+        video = F.pad(video, (0, pad_w, 0, pad_h, 0, 0), mode="replicate")
+    return video
+
+
+def encode(
+    vae: AutoencoderKLLTXVideo,
+    video: torch.Tensor,
+    sample: bool = False,
+    generator: torch.Generator | None = None,
+) -> torch.Tensor:
+    """Latents (B, C, t, h, w) of a video (B, 3, T, H, W), uint8 or float in [-1, 1].
+
+    The posterior mean by default, a draw from the posterior with `sample=True`.
+    """
+    posterior = vae.encode(_model_input(vae, video)).latent_dist
+    return posterior.sample(generator=generator) if sample else posterior.mode()
+
+
+def encode_first_frame(vae: AutoencoderKLLTXVideo, video: torch.Tensor) -> torch.Tensor:
+    """The I2V conditioning latent (B, C, 1, h, w): frame 0 encoded on its own.
+
+    The encoder is causal, so this equals latent frame 0 of the whole video (up to float rounding).
+    """
+    return encode(vae, video[:, :, :1])
+
+
+def decode(vae: AutoencoderKLLTXVideo, latents: torch.Tensor, height: int, width: int) -> torch.Tensor:
+    """Video (B, 3, T, height, width) in [-1, 1] from latents (B, C, t, h, w), cropped to the asked size."""
+    return _decode(vae, latents, height, width).clamp(-1.0, 1.0)
+
+
+def _decode(vae: AutoencoderKLLTXVideo, latents: torch.Tensor, height: int, width: int) -> torch.Tensor:
+    spatial = vae.spatial_compression_ratio
+    expected = (math.ceil(height / spatial), math.ceil(width / spatial))
+    if tuple(latents.shape[-2:]) != expected:
+        raise ValueError(
+            f"latents of spatial size {tuple(latents.shape[-2:])} cannot decode to {height}x{width}: "
+            f"expected {expected} at {spatial}x compression"
+        )
+    # LTX 0.9.1+ decoders are conditioned on a decode timestep; 0 means "clean latents", as in diffusers.
+    temb = None
+    if vae.config.timestep_conditioning:
+        temb = torch.zeros(latents.shape[0], device=latents.device, dtype=latents.dtype)
+    video = vae.decode(latents.to(device=vae.device, dtype=vae.dtype), temb).sample
+    return video[..., :height, :width]
+
+
+def vae_loss(
+    vae: AutoencoderKLLTXVideo,
+    video: torch.Tensor,
+    kl_weight: float,
+    generator: torch.Generator | None = None,
+) -> tuple[torch.Tensor, dict[str, float]]:
+    """Training loss: L1 reconstruction of a posterior sample + kl_weight * KL to N(0, I).
+
+    Both terms are means per element (pixel, latent value), so kl_weight does not depend on the video size;
+    diffusers' `kl()` sums over only some dims of a 5D latent, so it is written out here.
+    """
+    target = _model_input(vae, video)
+    posterior = vae.encode(target).latent_dist
+    latents = posterior.sample(generator=generator)
+    height, width = video.shape[-2:]
+    reconstruction = F.l1_loss(_decode(vae, latents, height, width), target[..., :height, :width])
+    kl = 0.5 * (posterior.mean.pow(2) + posterior.var - 1.0 - posterior.logvar).mean()
+    loss = reconstruction + kl_weight * kl
+    return loss, {"reconstruction": float(reconstruction.detach()), "kl": float(kl.detach())}
+
+
+def latent_stats(latents: torch.Tensor) -> dict[str, list[float]]:
+    """Per-channel mean and std of latents (N, C, T, H, W), as plain lists (they go into a JSON file)."""
+    dims = (0, 2, 3, 4)
+    return {
+        "mean": latents.float().mean(dim=dims).tolist(),
+        "std": latents.float().std(dim=dims).tolist(),
+    }
+
+
+def _stats_tensors(stats: dict[str, list[float]], like: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    mean = torch.tensor(stats["mean"], device=like.device, dtype=like.dtype).view(1, -1, 1, 1, 1)
+    # A dead channel has std 0; dividing by it would blow the denoiser's inputs up.
+    std = (
+        torch.tensor(stats["std"], device=like.device, dtype=like.dtype).clamp_min(1e-6).view(1, -1, 1, 1, 1)
+    )
+    return mean, std
+
+
+def normalize(latents: torch.Tensor, stats: dict[str, list[float]]) -> torch.Tensor:
+    """Latents with zero mean and unit std per channel: what the denoiser is trained on."""
+    mean, std = _stats_tensors(stats, latents)
+    return (latents - mean) / std
+
+
+def denormalize(latents: torch.Tensor, stats: dict[str, list[float]]) -> torch.Tensor:
+    """Inverse of `normalize`: back to the VAE's latent scale, ready to decode."""
+    mean, std = _stats_tensors(stats, latents)
+    return latents * std + mean
+
+
+def psnr(a: torch.Tensor, b: torch.Tensor, data_range: float = 2.0) -> float:
+    """Peak signal-to-noise ratio in dB, per video then averaged over the batch; inf for identical videos."""
+    mse = (a.float() - b.float()).pow(2).flatten(1).mean(dim=1)
+    return float((10 * torch.log10(data_range**2 / mse)).mean())

@@ -1,0 +1,60 @@
+"""The autoencoder as a task of the shared training loop: reconstruction + KL on curated clips."""
+
+from __future__ import annotations
+
+import numpy as np
+import torch
+
+from mobilei2v_pipeline.models import autoencoder as ae
+from mobilei2v_pipeline.training.loop import fingerprint
+
+
+class AutoencoderTask:
+    name = "autoencoder"
+
+    def __init__(self, vae_preset: str | dict, train: np.ndarray, val: np.ndarray, kl_weight: float):
+        self.vae_preset, self.train_clips, self.val_clips, self.kl_weight = vae_preset, train, val, kl_weight
+        self.fingerprint = fingerprint(vae_preset, kl_weight, train)
+
+    def build_model(self) -> torch.nn.Module:
+        return ae.build_vae(self.vae_preset)
+
+    def num_examples(self) -> int:
+        return len(self.train_clips)
+
+    def batch(self, indices: np.ndarray, device: torch.device) -> dict[str, torch.Tensor]:
+        return {"video": ae.to_model_range(self.train_clips[indices]).to(device)}
+
+    def loss(self, model, batch, generator):
+        model.train()
+        loss, terms = ae.vae_loss(model, batch["video"], self.kl_weight, generator=generator)
+        return loss, {"loss": loss.item(), **{k: float(v) for k, v in terms.items()}}
+
+    def validate(self, model) -> dict[str, float]:
+        return {"val_psnr_db": reconstruction_psnr(model, self.val_clips)}
+
+    def sample(self, model) -> np.ndarray:
+        """The first val clip beside its reconstruction."""
+        original = self.val_clips[:1]
+        return np.concatenate([original[0], reconstruct(model, original)[0]], axis=2)
+
+
+@torch.no_grad()
+def reconstruct(vae, clips: np.ndarray, batch_size: int = 8) -> np.ndarray:
+    """Encode and decode uint8 clips (N, T, H, W, 3) with the posterior mean."""
+    was_training = vae.training
+    vae.eval()
+    out = []
+    for start in range(0, len(clips), batch_size):
+        video = ae.to_model_range(clips[start : start + batch_size])
+        latents = ae.encode(vae, video)
+        out.append(ae.to_uint8(ae.decode(vae, latents, video.shape[-2], video.shape[-1])))
+    vae.train(was_training)
+    return np.concatenate(out)
+
+
+def reconstruction_psnr(vae, clips: np.ndarray) -> float:
+    """PSNR in dB of the reconstruction of uint8 clips, over all their pixels."""
+    restored = reconstruct(vae, clips)
+    mse = np.mean((restored.astype(np.float64) - clips.astype(np.float64)) ** 2)
+    return float(10 * np.log10(255.0**2 / max(mse, 1e-10)))

@@ -1,0 +1,40 @@
+"""`mobilei2v train STAGE`: one stage's training node outside `kedro run`, for `accelerate launch` across
+machines. Every rank loads the node's inputs from the catalog and trains its share; rank 0 alone tracks the
+run in MLflow and saves the outputs, so nothing is written twice and Kedro never runs once per rank."""
+
+from __future__ import annotations
+
+import contextlib
+import os
+from pathlib import Path
+
+import click
+import mlflow
+from kedro.framework.project import pipelines
+from kedro.framework.session import KedroSession
+from kedro.framework.startup import bootstrap_project
+
+from mobilei2v_pipeline.data_version import data_version
+from mobilei2v_pipeline.git_state import git_state
+
+
+def run_training_node(stage: str, env: str | None, root: Path) -> list[str]:
+    """Run the node `train_<stage>` of pipeline `stage`; returns the outputs saved (on rank 0)."""
+    bootstrap_project(root)
+    node = next((n for n in pipelines[stage].nodes if n.name == f"train_{stage}"), None)
+    if node is None:
+        raise click.ClickException(f"pipeline {stage!r} has no node train_{stage}")
+    with KedroSession.create(project_path=root, env=env) as session:
+        catalog = session.load_context().catalog
+        inputs = {name: catalog.load(name) for name in node.inputs}
+        main = int(os.environ.get("RANK", "0")) == 0
+        with mlflow.start_run(run_name=f"train_{stage}") if main else contextlib.nullcontext():
+            if main:
+                version = data_version(catalog.load("user_videos"), catalog.load("params:synthetic"))
+                tags = {"kedro_env": env or "base", "pipeline": stage, "data_version": version}
+                mlflow.set_tags({**git_state(root), **tags})
+            outputs = node.run(inputs)
+            if main:
+                for name, data in outputs.items():
+                    catalog.save(name, data)
+    return sorted(outputs) if main else []

@@ -1,0 +1,1 @@
+"""The accelerate training loop shared by every stage."""

@@ -1,0 +1,206 @@
+"""The video autoencoder wrapper: shapes and padding, causality of the first frame, training signal, I/O."""
+
+from __future__ import annotations
+
+import math
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+
+from mobilei2v_pipeline.models.autoencoder import (
+    VAE_PRESETS,
+    build_vae,
+    compression,
+    decode,
+    denormalize,
+    encode,
+    encode_first_frame,
+    latent_shape,
+    latent_stats,
+    load_pretrained_vae,
+    normalize,
+    psnr,
+    to_model_range,
+    to_uint8,
+    vae_loss,
+)
+
+
+def micro_vae(seed: int = 0):
+    torch.manual_seed(seed)
+    return build_vae("micro").eval()
+
+
+def moving_waves(batch: int = 1, frames: int = 9, height: int = 64, width: int = 112) -> torch.Tensor:
+    """A smooth video in [-1, 1] that moves a little each frame: something a VAE can learn quickly."""
+    t = torch.arange(frames).view(1, 1, frames, 1, 1).float()
+    y = torch.linspace(0, 1, height).view(1, 1, 1, height, 1)
+    x = torch.linspace(0, 1, width).view(1, 1, 1, 1, width)
+    phase = torch.arange(batch * 3).view(batch, 3, 1, 1, 1).float()
+    return torch.sin(6 * x + 4 * y + 0.3 * t + phase) * torch.cos(3 * y - 0.2 * t + phase) * 0.9
+
+
+@pytest.fixture(scope="module")
+def vae():
+    return micro_vae()
+
+
+def test_micro_round_trip_shapes(vae) -> None:
+    video = moving_waves()
+    with torch.no_grad():
+        latents = encode(vae, video)
+        decoded = decode(vae, latents, 64, 112)
+    # 16x spatial (64/16 = 4, 112/16 = 7), 1 + 8k frames -> 1 + k latent frames.
+    assert compression(vae) == (8, 16)
+    assert latents.shape == (1, 16, 2, 4, 7)
+    assert latent_shape(vae, 9, 64, 112) == (16, 2, 4, 7)
+    assert decoded.shape == video.shape
+    assert decoded.min() >= -1 and decoded.max() <= 1
+
+
+def test_sizes_not_a_multiple_of_the_compression_are_padded_and_cropped_back(vae) -> None:
+    video = moving_waves(height=72, width=100)
+    with torch.no_grad():
+        latents = encode(vae, video)
+        decoded = decode(vae, latents, 72, 100)
+    assert latents.shape[-2:] == (5, 7) == latent_shape(vae, 9, 72, 100)[-2:]
+    assert decoded.shape == video.shape
+
+
+def test_frame_counts_other_than_1_plus_8k_are_refused(vae) -> None:
+    with pytest.raises(ValueError, match=r"1 \+ 8k"):
+        encode(vae, moving_waves(frames=8))
+    with pytest.raises(ValueError, match=r"1 \+ 8k"):
+        latent_shape(vae, 10, 64, 112)
+    assert latent_shape(vae, 1, 64, 112)[1] == 1
+    assert latent_shape(vae, 17, 64, 112)[1] == 3
+
+
+def test_decode_refuses_latents_of_the_wrong_size(vae) -> None:
+    latents = torch.zeros(1, 16, 2, 4, 7)
+    with pytest.raises(ValueError, match="cannot decode to 96x112"):
+        decode(vae, latents, 96, 112)
+
+
+def test_first_frame_latent_is_the_first_latent_frame_of_the_video(vae) -> None:
+    video = moving_waves(batch=2)
+    later_changed = video.clone()
+    later_changed[:, :, 1:] = -later_changed[:, :, 1:]
+    with torch.no_grad():
+        first = encode_first_frame(vae, video)
+        whole = encode(vae, video)
+        whole_changed = encode(vae, later_changed)
+    assert first.shape == (2, 16, 1, 4, 7)
+    # The encoder is causal, so these are the same numbers; convolutions over 1 vs 9 frames take different
+    # blocking paths, so they agree to float rounding (~1e-6), not bit for bit.
+    torch.testing.assert_close(first, whole[:, :, :1], atol=1e-5, rtol=1e-5)
+    torch.testing.assert_close(whole_changed[:, :, :1], whole[:, :, :1], atol=1e-5, rtol=1e-5)
+    assert not torch.allclose(whole_changed[:, :, 1:], whole[:, :, 1:], atol=1e-3)
+
+
+def test_uint8_frames_convert_losslessly_and_encode_like_floats(vae) -> None:
+    frames = np.random.default_rng(0).integers(0, 256, size=(2, 9, 64, 112, 3), dtype=np.uint8)
+    video = to_model_range(frames)
+    assert video.shape == (2, 3, 9, 64, 112) and video.min() >= -1 and video.max() <= 1
+    np.testing.assert_array_equal(to_uint8(video), frames)
+    with torch.no_grad():
+        from_uint8 = encode(vae, torch.from_numpy(frames).permute(0, 4, 1, 2, 3))
+        from_float = encode(vae, video)
+    torch.testing.assert_close(from_uint8, from_float)
+    with pytest.raises(ValueError, match=r"\(B, T, H, W, 3\)"):
+        to_model_range(frames[0])
+
+
+def test_posterior_samples_are_reproducible_with_a_generator(vae) -> None:
+    video = moving_waves()
+    with torch.no_grad():
+        a = encode(vae, video, sample=True, generator=torch.Generator().manual_seed(3))
+        b = encode(vae, video, sample=True, generator=torch.Generator().manual_seed(3))
+        mean = encode(vae, video)
+    torch.testing.assert_close(a, b)
+    assert not torch.allclose(a, mean)
+
+
+def test_vae_loss_backpropagates_and_a_few_steps_reduce_the_reconstruction_error() -> None:
+    vae = micro_vae().train()
+    video = moving_waves(batch=2)
+    optimizer = torch.optim.Adam(vae.parameters(), lr=1e-3)
+    generator = torch.Generator().manual_seed(0)
+    with torch.no_grad():
+        before = psnr(decode(vae.eval(), encode(vae, video), 64, 112), video)
+    vae.train()
+    history = []
+    for _ in range(30):
+        loss, parts = vae_loss(vae, video, kl_weight=1e-4, generator=generator)
+        assert math.isfinite(loss.item()) and set(parts) == {"reconstruction", "kl"}
+        optimizer.zero_grad()
+        loss.backward()
+        assert vae.encoder.conv_in.conv.weight.grad.abs().sum() > 0
+        assert vae.decoder.conv_out.conv.weight.grad.abs().sum() > 0
+        optimizer.step()
+        history.append(parts["reconstruction"])
+    with torch.no_grad():
+        after = psnr(decode(vae.eval(), encode(vae, video), 64, 112), video)
+    assert np.mean(history[-5:]) < 0.7 * np.mean(history[:5])
+    assert after > before + 2
+
+
+def test_latent_stats_normalize_to_zero_mean_unit_std_and_back() -> None:
+    generator = torch.Generator().manual_seed(0)
+    scale = torch.tensor([0.5, 2.0, 10.0]).view(1, 3, 1, 1, 1)
+    shift = torch.tensor([-1.0, 0.0, 3.0]).view(1, 3, 1, 1, 1)
+    latents = torch.randn(8, 3, 2, 4, 7, generator=generator) * scale + shift
+    stats = latent_stats(latents)
+    assert len(stats["mean"]) == len(stats["std"]) == 3
+    normalized = normalize(latents, stats)
+    torch.testing.assert_close(normalized.mean(dim=(0, 2, 3, 4)), torch.zeros(3), atol=1e-5, rtol=0)
+    torch.testing.assert_close(normalized.std(dim=(0, 2, 3, 4)), torch.ones(3), atol=1e-5, rtol=0)
+    torch.testing.assert_close(denormalize(normalized, stats), latents, atol=1e-5, rtol=1e-5)
+
+
+def test_psnr() -> None:
+    video = moving_waves(batch=2)
+    assert psnr(video, video) == math.inf
+    # A constant error of 0.1 on a range of 2: 10 log10(4 / 0.01) = 26.02 dB.
+    assert psnr(video, video + 0.1) == pytest.approx(26.02, abs=0.01)
+    noise = torch.rand(video.shape, generator=torch.Generator().manual_seed(0)) * 2 - 1
+    assert psnr(video, noise) < 10
+
+
+def test_missing_pretrained_folder_names_the_path(tmp_path: Path) -> None:
+    missing = tmp_path / "ltx-video-vae"
+    with pytest.raises(FileNotFoundError, match="ltx-video-vae") as error:
+        load_pretrained_vae(missing)
+    assert "config.json" in str(error.value)
+
+
+@pytest.mark.parametrize("layout", ["vae_folder", "pipeline_folder"])
+def test_saved_vae_loads_back_with_the_same_outputs(vae, tmp_path: Path, layout: str) -> None:
+    folder = tmp_path / "model"
+    vae.save_pretrained(folder / "vae" if layout == "pipeline_folder" else folder)
+    loaded = load_pretrained_vae(str(folder))
+    video = moving_waves()
+    with torch.no_grad():
+        torch.testing.assert_close(encode(loaded, video), encode(vae, video))
+        latents = encode(vae, video)
+        torch.testing.assert_close(decode(loaded, latents, 64, 112), decode(vae, latents, 64, 112))
+
+
+def test_ltx_preset_is_the_real_32x_8x_128_channel_vae() -> None:
+    with torch.device("meta"):
+        ltx = build_vae("ltx")
+    assert compression(ltx) == (8, 32)
+    assert ltx.config.latent_channels == 128
+    # DESIGN.md: 17 frames of 720x1280 -> 128 x 3 x 23 x 40 (720 / 32 = 22.5 is padded to 23).
+    assert latent_shape(ltx, 17, 720, 1280) == (128, 3, 23, 40)
+
+
+def test_small_presets_share_the_denoiser_latent_format() -> None:
+    for name in ("tiny", "micro"):
+        assert VAE_PRESETS[name]["latent_channels"] == 16
+        with torch.device("meta"):
+            assert compression(build_vae(name)) == (8, 16)
+    with pytest.raises(ValueError, match="unknown VAE preset 'huge'"):
+        build_vae("huge")

@@ -1,0 +1,120 @@
+"""The shared training loop on a toy regression task: learning, checkpoints, exact resume, two processes."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+
+from mobilei2v_pipeline.training.loop import (
+    TrainingConfig,
+    batch_indices,
+    checkpoints,
+    config_from_params,
+    train,
+)
+
+
+class ToyTask:
+    """y = X w; the loss adds input noise from the step's generator, so resume must replay it exactly."""
+
+    name = "toy"
+    fingerprint = "toy-v1"
+
+    def __init__(self, crash_at_step: int | None = None):
+        rng = np.random.default_rng(0)
+        self.x = torch.tensor(rng.normal(size=(64, 4)), dtype=torch.float32)
+        self.y = self.x @ torch.tensor([[1.0], [-2.0], [0.5], [3.0]])
+        self.crash_at_step = crash_at_step
+        self.calls = 0
+
+    def build_model(self) -> torch.nn.Module:
+        return torch.nn.Linear(4, 1)
+
+    def num_examples(self) -> int:
+        return len(self.x)
+
+    def batch(self, indices, device):
+        return {"x": self.x[indices].to(device), "y": self.y[indices].to(device)}
+
+    def loss(self, model, batch, generator):
+        self.calls += 1
+        if self.crash_at_step is not None and self.calls > self.crash_at_step:
+            raise KeyboardInterrupt("killed")
+        x = batch["x"] + 0.01 * torch.randn(batch["x"].shape, generator=generator)
+        loss = torch.nn.functional.mse_loss(model(x), batch["y"])
+        return loss, {"loss": loss.item()}
+
+    def validate(self, model):
+        with torch.no_grad():
+            return {"val_loss": torch.nn.functional.mse_loss(model(self.x), self.y).item()}
+
+    def sample(self, model):
+        return None
+
+
+def _config(**overrides) -> TrainingConfig:
+    base = {"steps": 30, "batch_size": 8, "learning_rate": 0.3, "warmup_steps": 5, "ema_decay": 0.5}
+    return TrainingConfig(**{**base, "checkpoint_every": 10, "checkpoints_total_limit": 2, **overrides})
+
+
+def test_loss_falls_and_checkpoints_are_kept_up_to_the_limit(tmp_path: Path):
+    result = train(ToyTask(), _config(), tmp_path)
+    val = [row["val_loss"] for row in result.history if "val_loss" in row]
+    assert val[-1] < 0.1 * val[0]
+    assert [p.name for p in checkpoints(tmp_path)] == ["checkpoint-0000020", "checkpoint-0000030"]
+    assert result.resumed_from is None and len(result.rank_checksums) == 1
+
+
+def test_a_killed_run_resumes_from_its_last_checkpoint_and_ends_identical(tmp_path: Path, caplog):
+    uninterrupted = train(ToyTask(), _config(), tmp_path / "a")
+
+    with pytest.raises(KeyboardInterrupt):
+        train(ToyTask(crash_at_step=25), _config(), tmp_path / "b")
+    assert [p.name for p in checkpoints(tmp_path / "b")] == ["checkpoint-0000010", "checkpoint-0000020"]
+    with caplog.at_level("INFO"):
+        resumed = train(ToyTask(), _config(), tmp_path / "b")
+
+    assert resumed.resumed_from == 20
+    assert "resumed from checkpoint-0000020 at step 20" in caplog.text
+    assert resumed.history == uninterrupted.history  # the curves cover the whole run
+    for key, value in uninterrupted.state_dict.items():
+        torch.testing.assert_close(resumed.state_dict[key], value, rtol=0, atol=0)
+
+
+def test_checkpoints_of_another_run_are_not_resumed(tmp_path: Path):
+    train(ToyTask(), _config(steps=20), tmp_path)
+    extended = train(ToyTask(), _config(steps=30), tmp_path)
+    assert extended.resumed_from == 20  # more steps: the same run, extended
+    changed = train(ToyTask(), _config(steps=30, learning_rate=0.1), tmp_path)
+    assert changed.resumed_from is None
+    other_data = ToyTask()
+    other_data.fingerprint = "toy-v2"
+    assert train(other_data, _config(steps=30, learning_rate=0.1), tmp_path).resumed_from is None
+
+
+def test_resume_never_starts_again(tmp_path: Path):
+    train(ToyTask(), _config(steps=10), tmp_path)
+    assert train(ToyTask(), _config(steps=10, resume="never"), tmp_path).resumed_from is None
+
+
+def test_two_processes_train_data_parallel_and_end_with_the_same_weights(tmp_path: Path):
+    result = train(ToyTask(), _config(num_processes=2, ema_decay=0.0), tmp_path)
+    assert len(result.rank_checksums) == 2
+    assert result.rank_checksums[0] == result.rank_checksums[1]
+    val = [row["val_loss"] for row in result.history if "val_loss" in row]
+    assert val[-1] < 0.1 * val[0]
+
+
+def test_batches_are_a_function_of_the_step():
+    first = [batch_indices(3, step, 8, 20) for step in range(5)]
+    assert all(len(b) == 8 for b in first)
+    np.testing.assert_array_equal(np.sort(np.concatenate(first[:5])[:20]), np.arange(20))  # an epoch each
+    np.testing.assert_array_equal(batch_indices(3, 4, 8, 20), first[4])
+
+
+def test_unknown_training_parameters_are_named():
+    with pytest.raises(ValueError, match="unknown training parameters \\['lr'\\]"):
+        config_from_params({"steps": 1, "batch_size": 1, "learning_rate": 1.0, "lr": 2})
