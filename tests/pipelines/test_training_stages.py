@@ -167,3 +167,16 @@ def test_accelerate_launch_trains_a_stage_on_two_processes_and_saves_once(traine
     assert result.returncode == 0, result.stderr[-3000:]
     assert result.stdout.count("trained teacher; saved teacher_model, teacher_training_history") == 1
     assert load_denoiser(torch.load(project / "data/06_models/teacher/teacher.pt", weights_only=True))
+
+
+def test_a_pretrained_vae_is_loaded_and_training_skipped(tmp_path: Path):
+    from mobilei2v_pipeline.models.autoencoder import build_vae
+    from mobilei2v_pipeline.pipelines.autoencoder.nodes import train_autoencoder
+
+    saved = build_vae("micro")
+    saved.save_pretrained(tmp_path / "vae")
+    params = {"pretrained_path": str(tmp_path / "vae"), "vae": "tiny", "training": {"steps": 10**9}}
+    vae, history = train_autoencoder(pd.DataFrame(), {}, params)
+    assert history.empty
+    for (name, loaded), original in zip(vae.state_dict().items(), saved.state_dict().values(), strict=True):
+        assert torch.equal(loaded, original), name
