@@ -36,8 +36,10 @@ lint: setup
 format: setup
 	ruff check --fix . && ruff format .
 
-bench: setup  ## benchmarks: print tables, write JSON to benchmarks/results/
+bench: setup  ## benchmarks: print tables, write JSON to benchmarks/results/ (about 15 minutes)
 	python benchmarks/curation.py
+	python benchmarks/attention.py
+	python benchmarks/denoiser.py
 
 viz: setup  ## the pipeline graph in the browser (kedro-viz on localhost)
 	kedro viz run --no-browser --host 127.0.0.1
