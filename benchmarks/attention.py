@@ -35,6 +35,7 @@ import time
 from pathlib import Path
 
 import torch
+from report import log, text_table
 
 from mobilei2v_pipeline.atomic_write import atomic_write_bytes
 from mobilei2v_pipeline.models.attention import LinearAttention, SoftmaxAttention
@@ -47,10 +48,6 @@ PAPER = PRESETS["paper"].denoiser
 FRAME = PRESETS["paper"].latent_grid  # 23 x 40 cells per latent frame
 FRAMES = (1, 3, 12)  # 920, 2760, 11040 tokens
 LAYERS = {"linear": LinearAttention, "softmax": SoftmaxAttention}
-
-
-def log(message: str) -> None:
-    print(f"[{time.strftime('%H:%M:%S')}] {message}", flush=True)
 
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
@@ -141,17 +138,6 @@ def run(args: argparse.Namespace) -> dict:
         results[kind] = {"sizes": rows, "growth_exponent": growth(rows)}
         del layer
     return results
-
-
-def text_table(header: list[str], rows: list[list[str]], left_columns: int) -> str:
-    widths = [max(len(cell) for cell in column) for column in zip(header, *rows, strict=True)]
-    return "\n".join(
-        "  ".join(
-            cell.ljust(w) if i < left_columns else cell.rjust(w)
-            for i, (cell, w) in enumerate(zip(line, widths, strict=True))
-        )
-        for line in [header, ["-" * w for w in widths], *rows]
-    )
 
 
 def format_table(results: dict) -> str:

@@ -43,6 +43,7 @@ from pathlib import Path
 import av
 import cv2
 import numpy as np
+from report import log, text_table
 
 from mobilei2v_pipeline.atomic_write import atomic_write_bytes
 from mobilei2v_pipeline.video.clip_scores import score_clip
@@ -83,10 +84,6 @@ class InputSettings:
 class Video:
     path: Path
     info: VideoInfo
-
-
-def log(message: str) -> None:
-    print(f"[{time.strftime('%H:%M:%S')}] {message}", flush=True)
 
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
@@ -303,18 +300,6 @@ def input_report(videos: list[Video], specs: dict[str, ClipSpec]) -> list[dict]:
     return rows
 
 
-def format_table(header: list[str], rows: list[list[str]]) -> str:
-    widths = [max(len(cell) for cell in column) for column in zip(header, *rows, strict=True)]
-    lines = [header, ["-" * w for w in widths], *rows]
-    return "\n".join(
-        "  ".join(
-            cell.ljust(w) if i == 0 else cell.rjust(w)
-            for i, (cell, w) in enumerate(zip(line, widths, strict=True))
-        )
-        for line in lines
-    )
-
-
 def results_table(results: dict[str, dict], inputs: list[dict]) -> str:
     header = ["measurement", "s/video", "clips/s", "frames decoded/video"]
     labels = {
@@ -353,7 +338,7 @@ def results_table(results: dict[str, dict], inputs: list[dict]) -> str:
         ratio = result["decode_all_over_seek"]["median"]
         match = "identical" if result["clips_match"] else "DIFFERENT"
         rows.append([f"  decode-all / seek time: {ratio:.2f}x (clips {match})", "", "", ""])
-    return format_table(header, rows)
+    return text_table(header, rows)
 
 
 def inputs_table(inputs: list[dict]) -> str:
@@ -370,7 +355,7 @@ def inputs_table(inputs: list[dict]) -> str:
         ]
         for row in inputs
     ]
-    return format_table(header, rows)
+    return text_table(header, rows)
 
 
 def main(argv: list[str] | None = None) -> None:

@@ -34,6 +34,7 @@ from dataclasses import replace
 from pathlib import Path
 
 import torch
+from report import log, text_table
 
 from mobilei2v_pipeline.atomic_write import atomic_write_bytes
 from mobilei2v_pipeline.models.config import PRESETS
@@ -48,10 +49,6 @@ MIXES = {
     "hybrid 14:2": PRESET.denoiser.softmax_blocks,
     "all-linear": (),
 }
-
-
-def log(message: str) -> None:
-    print(f"[{time.strftime('%H:%M:%S')}] {message}", flush=True)
 
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
@@ -116,17 +113,6 @@ def time_mix(name: str, softmax_blocks: tuple[int, ...], args: argparse.Namespac
     del model
     gc.collect()
     return result
-
-
-def text_table(header: list[str], rows: list[list[str]], left_columns: int) -> str:
-    widths = [max(len(cell) for cell in column) for column in zip(header, *rows, strict=True)]
-    return "\n".join(
-        "  ".join(
-            cell.ljust(w) if i < left_columns else cell.rjust(w)
-            for i, (cell, w) in enumerate(zip(line, widths, strict=True))
-        )
-        for line in [header, ["-" * w for w in widths], *rows]
-    )
 
 
 def format_table(results: dict, peak: dict) -> str:
