@@ -88,8 +88,9 @@ def build_vae(preset: str | dict) -> AutoencoderKLLTXVideo:
         preset = VAE_PRESETS[preset]
     vae = AutoencoderKLLTXVideo(**preset)
     # From scratch, the random output layer emits noise the size of the signal; the fastest way to cut the
-    # loss is then to shrink it, which starves the layers below of gradient and stalls training for ~100
-    # steps at the mean colour. Starting the output at zero (the mean of [-1, 1] video) skips that plateau.
+    # loss is then to shrink it, which starves the layers below of gradient and stalls training at the mean
+    # colour. Starting the output at zero (the mean of [-1, 1] video) shortens that plateau a lot (tiny
+    # preset on synthetic clips: 14.9 dB instead of 13.4 dB after 1000 steps).
     with torch.no_grad():
         vae.decoder.conv_out.conv.weight.zero_()
     return vae
