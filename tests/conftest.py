@@ -67,7 +67,7 @@ def project(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, tracking_uri: str) 
 @pytest.fixture(scope="session")
 def trained_project(tmp_path_factory: pytest.TempPathFactory, tracking_uri: str) -> Path:
     """A project copy where the whole smoke pipeline has run once, shared by the tests that read its outputs.
-    Tests that change it work on their own copy (`copy_trained_project`)."""
+    Tests that change it work on their own copy (shutil.copytree)."""
     root = copy_project(tmp_path_factory.mktemp("trained") / "project")
     with pytest.MonkeyPatch.context() as monkeypatch:
         use_project(root, monkeypatch, tracking_uri)
@@ -78,6 +78,10 @@ def trained_project(tmp_path_factory: pytest.TempPathFactory, tracking_uri: str)
 @pytest.fixture
 def dvc_project(project: Path) -> Path:
     """The project copy as a git repository with DVC initialised and its local remote, first commit made."""
+    return init_dvc_repo(project)
+
+
+def init_dvc_repo(project: Path) -> Path:
     shutil.copytree(
         REPO / ".dvc", project / ".dvc", ignore=shutil.ignore_patterns("cache", "tmp", "config.local")
     )

@@ -2,13 +2,15 @@
 
 from __future__ import annotations
 
+import hashlib
 import os
+import shutil
 import subprocess
 import sys
 from pathlib import Path
 
 import yaml
-from conftest import REPO
+from conftest import REPO, init_dvc_repo, use_project
 from kedro.config import OmegaConfigLoader
 from kedro.framework.project import pipelines
 from kedro.framework.startup import bootstrap_project
@@ -28,6 +30,24 @@ def _stage_paths(stage: dict, key: str) -> set[str]:
     return {next(iter(item)) if isinstance(item, dict) else item for item in stage.get(key, [])}
 
 
+def _stage_pipeline(stage: dict):
+    """The Kedro pipeline a stage runs: `kedro run --pipelines NAME [--tags TAG]`."""
+    words = stage["cmd"].split()
+    assert words[:4] == ["kedro", "run", "--pipelines", words[3]] and len(words) in (4, 6), stage["cmd"]
+    pipeline = pipelines[words[3]]
+    if len(words) == 6:
+        assert words[4] == "--tags"
+        pipeline = pipeline.only_nodes_with_tags(words[5])
+    return words[3], pipeline
+
+
+def _checkpoint_dirs(params) -> set[str]:
+    if not isinstance(params, dict):
+        return set()
+    found = {params["checkpoint_dir"]} if "checkpoint_dir" in params else set()
+    return found.union(*(_checkpoint_dirs(v) for v in params.values()))
+
+
 def test_dvc_stages_match_the_kedro_catalog():
     bootstrap_project(REPO)
     config = OmegaConfigLoader(str(REPO / "conf"), base_env="base", default_run_env="local")
@@ -35,22 +55,25 @@ def test_dvc_stages_match_the_kedro_catalog():
     paths = {name: _dataset_path(entry) for name, entry in catalog.items() if _dataset_path(entry)}
     stages = yaml.safe_load((REPO / "dvc.yaml").read_text())["stages"]
 
-    assert set(stages) == set(pipelines) - {"__default__"}
+    run = {name: _stage_pipeline(stage) for name, stage in stages.items()}
+    assert {name for name, _ in run.values()} == set(pipelines) - {"__default__"}
     for name, stage in stages.items():
-        pipeline = pipelines[name]
+        pipeline_name, pipeline = run[name]
         inputs = {paths[d] for d in pipeline.inputs() if d in paths}
         outputs = {paths[d] for d in pipeline.all_outputs() if d in paths}
         deps = {d for d in _stage_paths(stage, "deps") if d.startswith("data/")}
         outs = _stage_paths(stage, "outs") | _stage_paths(stage, "metrics") | _stage_paths(stage, "plots")
-        # Persisted outs are training checkpoint folders, named by the stage's `checkpoint_dir` parameter.
+        # Persisted outs are training checkpoint folders, named by a `checkpoint_dir` parameter.
         persisted = {
             next(iter(o)) for o in stage["outs"] if isinstance(o, dict) and next(iter(o.values()))["persist"]
         }
-        assert persisted == ({params[name]["checkpoint_dir"]} if name in params else set())
-        assert stage["cmd"] == f"kedro run --pipelines {name}"
+        assert persisted <= _checkpoint_dirs(params.get(pipeline_name))
         assert deps == inputs - outputs, f"stage {name}: deps differ from the pipeline's catalog inputs"
         assert outs - persisted == outputs, f"stage {name}: outs differ from the pipeline's catalog outputs"
         assert f"data/08_reporting/{name}.json" in _stage_paths(stage, "metrics")
+    # Every training's checkpoints are kept by some stage.
+    persisted = {next(iter(o)) for s in stages.values() for o in s["outs"] if isinstance(o, dict)}
+    assert persisted == _checkpoint_dirs(params)
 
 
 def _dvc(project: Path, *args: str) -> str:
@@ -83,3 +106,26 @@ def test_dvc_repro_is_a_no_op_until_a_parameter_changes(dvc_project: Path):
     assert "data_curation.json" in _dvc(dvc_project, "metrics", "show")
     _dvc(dvc_project, "push")
     assert any((dvc_project / ".dvc_remote").rglob("*")), "dvc push wrote nothing to the default local remote"
+
+
+def test_changing_stage2_remakes_neither_the_trajectories_nor_stage1(
+    trained_project: Path, tmp_path: Path, monkeypatch, tracking_uri: str
+):
+    project = init_dvc_repo(shutil.copytree(trained_project, tmp_path / "project"))
+    use_project(project, monkeypatch, tracking_uri)
+    _dvc(project, "commit", "--force")  # record what the smoke run made as the stages' last run
+    assert "up to date" in _dvc(project, "status")
+    trajectories = project / "data/05_model_input/teacher_trajectories.pt"
+    student1 = project / "data/06_models/distillation/student1.pt"
+    before = {p: hashlib.md5(p.read_bytes()).hexdigest() for p in (trajectories, student1)}
+
+    params = project / "conf/base/parameters_distillation.yml"
+    params.write_text(params.read_text().replace("adversarial: 0.01", "adversarial: 0.02"))
+    dry = _dvc(project, "repro", "--dry")
+    assert "Running stage 'distillation_stage2'" in dry
+    assert "Stage 'distillation_trajectories' didn't change" in dry
+    assert "Stage 'distillation_stage1' didn't change" in dry
+
+    assert "Running stage 'distillation_stage2'" in _dvc(project, "repro", "distillation_stage2")
+    assert {p: hashlib.md5(p.read_bytes()).hexdigest() for p in before} == before
+    assert "evaluation" in _dvc(project, "status")  # a new student: the evaluation is out of date

@@ -63,7 +63,9 @@ def model_card_command(preset_name: str, as_json: bool) -> None:
 @click.option("--motion", default=2.0, show_default=True, help="motion score (pixels per frame at 256p)")
 @click.option("--steps", default=20, show_default=True, help="sampling steps")
 @click.option("--out", "out_path", type=click.Path(dir_okay=False, path_type=Path), required=True)
-@click.option("--model", default="teacher", type=click.Choice(["teacher"]), show_default=True)
+@click.option(
+    "--model", default="teacher", type=click.Choice(["teacher", "student1", "student2"]), show_default=True
+)
 @click.option("--env", default=None, help="Kedro env whose trained models to use (default: base + local)")
 @click.option("--seed", default=0, show_default=True)
 @click.option("--shift", default=3.0, show_default=True, help="timestep shift of the sampler")
@@ -92,7 +94,9 @@ def generate(
 
 
 @main.command("train")
-@click.argument("stage", type=click.Choice(["autoencoder", "teacher"]))
+@click.argument(
+    "stage", type=click.Choice(["autoencoder", "teacher", "distillation_stage1", "distillation_stage2"])
+)
 @click.option("--env", default=None, help="Kedro env (e.g. paper)")
 def train_command(stage: str, env: str | None) -> None:
     """Train one STAGE outside `kedro run`: the command to give `accelerate launch` on several machines."""

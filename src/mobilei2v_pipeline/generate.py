@@ -34,9 +34,10 @@ def generate_video(
     catalog = _catalog(root, env)
     with contextlib.chdir(root):  # catalog paths are relative to the project
         if not catalog.exists(f"{model}_model"):
+            pipeline = "teacher" if model == "teacher" else "distillation"
             raise click.ClickException(
                 f"no trained {model}: {model}_model is missing. Run `make run` (or `kedro run --pipelines "
-                f"{model}`{' --env ' + env if env else ''}) first."
+                f"{pipeline}`{' --env ' + env if env else ''}) first."
             )
         denoiser = load_denoiser(catalog.load(f"{model}_model"))
         vae, stats, table = (

@@ -17,21 +17,30 @@ from kedro.framework.startup import bootstrap_project
 from mobilei2v_pipeline.data_version import data_version
 from mobilei2v_pipeline.git_state import git_state
 
+# The training node of each stage `mobilei2v train` knows: (pipeline, node).
+TRAINING_NODES = {
+    "autoencoder": ("autoencoder", "train_autoencoder"),
+    "teacher": ("teacher", "train_teacher"),
+    "distillation_stage1": ("distillation", "distill_stage1"),
+    "distillation_stage2": ("distillation", "distill_stage2"),
+}
+
 
 def run_training_node(stage: str, env: str | None, root: Path) -> list[str]:
-    """Run the node `train_<stage>` of pipeline `stage`; returns the outputs saved (on rank 0)."""
+    """Run the training node of `stage` (TRAINING_NODES); returns the outputs saved (on rank 0)."""
     bootstrap_project(root)
-    node = next((n for n in pipelines[stage].nodes if n.name == f"train_{stage}"), None)
+    pipeline, name = TRAINING_NODES[stage]
+    node = next((n for n in pipelines[pipeline].nodes if n.name == name), None)
     if node is None:
-        raise click.ClickException(f"pipeline {stage!r} has no node train_{stage}")
+        raise click.ClickException(f"pipeline {pipeline!r} has no node {name}")
     with KedroSession.create(project_path=root, env=env) as session:
         catalog = session.load_context().catalog
         inputs = {name: catalog.load(name) for name in node.inputs}
         main = int(os.environ.get("RANK", "0")) == 0
-        with mlflow.start_run(run_name=f"train_{stage}") if main else contextlib.nullcontext():
+        with mlflow.start_run(run_name=name) if main else contextlib.nullcontext():
             if main:
                 version = data_version(catalog.load("user_videos"), catalog.load("params:synthetic"))
-                tags = {"kedro_env": env or "base", "pipeline": stage, "data_version": version}
+                tags = {"kedro_env": env or "base", "pipeline": pipeline, "data_version": version}
                 mlflow.set_tags({**git_state(root), **tags})
             outputs = node.run(inputs)
             if main:

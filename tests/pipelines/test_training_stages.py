@@ -64,8 +64,12 @@ def test_teacher_loss_falls_and_checkpoints_are_kept(trained_project: Path):
 
 
 def test_training_curves_and_samples_reach_mlflow(trained_project: Path):
-    runs = mlflow.search_runs(experiment_names=["mobilei2v"], filter_string="tags.kedro_env = 'smoke'")
-    run_id = runs.sort_values("start_time")["run_id"].iloc[-1]
+    # The whole smoke run: the first run with teacher figures (later tests rerun parts of copies of it).
+    runs = mlflow.search_runs(
+        experiment_names=["mobilei2v"],
+        filter_string="tags.kedro_env = 'smoke' and metrics.teacher_val_loss_end > 0",
+    )
+    run_id = runs.sort_values("start_time")["run_id"].iloc[0]
     client = mlflow.MlflowClient()
     assert len(client.get_metric_history(run_id, "loss")) >= 30  # per step, from inside the loop
     assert client.get_metric_history(run_id, "val_loss")

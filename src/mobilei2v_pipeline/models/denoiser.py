@@ -11,6 +11,8 @@ the clean image latent and carries t = 0. The output is the rectified-flow veloc
 from __future__ import annotations
 
 import math
+from collections.abc import Sequence
+from typing import Any
 
 import torch
 import torch.nn.functional as F
@@ -177,6 +179,30 @@ class MobileI2VDenoiser(nn.Module):
         """latents (B, C, T, H, W); timesteps (B, T), flow time in [0, 1] per latent frame (t = 0 is clean,
         so frame 0 carries 0 in I2V), or (B,) for one t on every frame; motion (B,) motion scores.
         Returns the predicted velocity (B, C, T, H, W)."""
+        x, context = self._embed(latents, timesteps, motion)
+        for block in self.blocks:
+            x = self._run_block(block, x, context)
+        batch, _, frames, height, width = latents.shape
+        x = self.final_layer(x, context["timestep_embedding"])
+        return x.reshape(batch, frames, height, width, -1).permute(0, 4, 1, 2, 3)
+
+    def block_features(
+        self, latents: torch.Tensor, timesteps: torch.Tensor, motion: torch.Tensor, blocks: Sequence[int]
+    ) -> list[torch.Tensor]:
+        """The token features (B, T, H * W, hidden) after each of `blocks` (0-based), running only as many
+        blocks as the deepest one needs (a discriminator's view of the video, as in LADD / DMD2)."""
+        x, context = self._embed(latents, timesteps, motion)
+        features = []
+        for index, block in enumerate(self.blocks[: max(blocks) + 1]):
+            x = self._run_block(block, x, context)
+            if index in blocks:
+                features.append(x)
+        return features
+
+    def _embed(
+        self, latents: torch.Tensor, timesteps: torch.Tensor, motion: torch.Tensor
+    ) -> tuple[torch.Tensor, dict[str, Any]]:
+        """Check the inputs; tokens (B, T, H * W, hidden) and what every block needs."""
         if latents.ndim != 5 or latents.shape[1] != self.config.latent_channels:
             raise ValueError(
                 f"latents must be (B, {self.config.latent_channels}, T, H, W), got {tuple(latents.shape)}"
@@ -194,15 +220,19 @@ class MobileI2VDenoiser(nn.Module):
         grid = LatentGrid(frames, height, width)
         timestep_embedding, timestep_modulation = self.timestep_embedder(timesteps)  # (B,T,C), (B,T,6,C)
         _, motion_modulation = self.motion_embedder(motion)  # (B, 6, C): one per sample
-        modulation = timestep_modulation + motion_modulation.unsqueeze(1)
         cos, sin = rope_tables(grid, self.config.head_dim, self.config.rope_theta, device=latents.device)
-
+        context = {
+            "modulation": timestep_modulation + motion_modulation.unsqueeze(1),
+            "timestep_embedding": timestep_embedding,
+            "cos": cos,
+            "sin": sin,
+            "grid": grid,
+        }
         tokens = latents.permute(0, 2, 3, 4, 1).reshape(batch, frames, height * width, -1)
-        x = self.patch_embed(tokens.to(self.patch_embed.weight.dtype))  # (B, T, H * W, C)
-        for block in self.blocks:
-            if self.gradient_checkpointing and torch.is_grad_enabled():
-                x = checkpoint(block, x, modulation, cos, sin, grid, use_reentrant=False)
-            else:
-                x = block(x, modulation, cos, sin, grid)
-        x = self.final_layer(x, timestep_embedding)
-        return x.reshape(batch, frames, height, width, -1).permute(0, 4, 1, 2, 3)
+        return self.patch_embed(tokens.to(self.patch_embed.weight.dtype)), context  # (B, T, H * W, C)
+
+    def _run_block(self, block: DenoiserBlock, x: torch.Tensor, context: dict[str, Any]) -> torch.Tensor:
+        args = (x, context["modulation"], context["cos"], context["sin"], context["grid"])
+        if self.gradient_checkpointing and torch.is_grad_enabled():
+            return checkpoint(block, *args, use_reentrant=False)
+        return block(*args)

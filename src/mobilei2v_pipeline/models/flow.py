@@ -54,6 +54,26 @@ def sampling_schedule(steps: int, shift: float) -> torch.Tensor:
     return shift_timesteps(torch.linspace(1.0, 0.0, steps + 1), shift)
 
 
+def euler_integrate(
+    denoiser: Denoiser,
+    x: torch.Tensor,
+    first_frame: torch.Tensor,
+    motion: torch.Tensor,
+    times: torch.Tensor,
+) -> list[torch.Tensor]:
+    """Euler steps of the flow ODE from x at times[0] through each of `times`, re-pinning frame 0 after every
+    step; returns the state at every time (len(times) states, the first being x pinned). Gradients flow
+    when enabled (a student's few steps are trained through this)."""
+    x = pin_first_frame(x, first_frame)
+    states = [x]
+    frames = x.shape[2]
+    for t, t_next in pairwise(times.to(x.device)):
+        velocity = denoiser(x, frame_timesteps(t.expand(x.shape[0]), frames), motion)
+        x = pin_first_frame(x + (t_next - t) * velocity.to(x.dtype), first_frame)
+        states.append(x)
+    return states
+
+
 @torch.no_grad()
 def euler_sample(
     denoiser: Denoiser,
@@ -64,14 +84,12 @@ def euler_sample(
     shift: float = 3.0,
 ) -> torch.Tensor:
     """Integrate the flow ODE from noise to data in `steps` Euler steps, re-pinning frame 0 after each."""
-    x = pin_first_frame(noise, first_frame)
-    times = sampling_schedule(steps, shift).to(noise.device)
-    frames = noise.shape[2]
-    for t, t_next in pairwise(times):
-        timesteps = frame_timesteps(t.expand(noise.shape[0]), frames)
-        velocity = denoiser(x, timesteps, motion)
-        x = pin_first_frame(x + (t_next - t) * velocity.to(x.dtype), first_frame)
-    return x
+    return euler_integrate(denoiser, noise, first_frame, motion, sampling_schedule(steps, shift))[-1]
+
+
+def predicted_x0(x_t: torch.Tensor, t: torch.Tensor, velocity: torch.Tensor) -> torch.Tensor:
+    """The clean latents a velocity points to from x_t at per-sample t (B,): x_0 = x_t - t v."""
+    return x_t - t.view(-1, 1, 1, 1, 1) * velocity
 
 
 def flow_matching_loss(

@@ -2,7 +2,9 @@
 
 Stages differ by a `TrainingTask` (networks, loss, validation, samples); the loop owns the rest: accelerate
 (devices, mixed precision, gradient accumulation, data parallelism), warm-up, clipping, EMA, checkpoints
-with a limit and resume, per-step MLflow curves and a progress bar.
+with a limit and resume, per-step MLflow curves and a progress bar. A task that trains several networks
+against each other (distillation stage 2: student, fake score, discriminator) names them as `phases`, each
+with its own optimiser, loss and update interval.
 
 Resuming is exact on CPU: every random draw of a step (its batch and the task's noise) comes from a
 generator seeded by (seed, step, rank), so a run killed at any checkpoint and resumed ends with the same
@@ -19,6 +21,7 @@ import os
 import shutil
 import tempfile
 import time
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Protocol
@@ -64,9 +67,27 @@ class TrainingConfig:
     seed: int = 0
 
 
+LossFn = Callable[[torch.nn.Module, dict[str, torch.Tensor], torch.Generator], tuple[torch.Tensor, dict]]
+
+
+@dataclass(frozen=True)
+class Phase:
+    """One network of a task with its own optimiser: `loss` is minimised over `parameters(model)` (every
+    trainable parameter when None) on every step divisible by `every`."""
+
+    name: str
+    loss: LossFn
+    parameters: Callable[[torch.nn.Module], Iterable[torch.nn.Parameter]] | None = None
+    every: int = 1
+    learning_rate: float | None = None  # None: the config's
+
+
 class TrainingTask(Protocol):
     """What a stage brings to the loop. `fingerprint` names its data and networks: checkpoints of another
-    fingerprint (new data, another model) are never resumed from."""
+    fingerprint (new data, another model) are never resumed from. A task may also define `phases()`
+    (a list of `Phase`) to train several networks with separate optimisers; the first phase's network is
+    the one the stage produces (EMA follows it). Without it, `loss` trains every parameter.
+    """
 
     name: str
     fingerprint: str
@@ -134,19 +155,32 @@ def _run(
 ):
     torch.manual_seed(config.seed)  # the same initial weights on every rank
     model = task.build_model()
-    optimizer = torch.optim.AdamW(
-        model.parameters(), lr=config.learning_rate, weight_decay=config.weight_decay
-    )
+    phases = task.phases() if hasattr(task, "phases") else [Phase("model", task.loss)]
+    groups = [_phase_parameters(phase, model) for phase in phases]
+    optimizers = [
+        torch.optim.AdamW(
+            params, lr=phase.learning_rate or config.learning_rate, weight_decay=config.weight_decay
+        )
+        for phase, params in zip(phases, groups, strict=True)
+    ]
     warmup = max(1, config.warmup_steps)
-    scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, lambda step: min(1.0, (step + 1) / warmup))
-    ema = (
-        EMAModel(model.parameters(), decay=config.ema_decay, use_ema_warmup=True)
-        if config.ema_decay
-        else None
-    )
-    model, optimizer = accelerator.prepare(model, optimizer)
+    schedulers = [
+        torch.optim.lr_scheduler.LambdaLR(optimizer, lambda step: min(1.0, (step + 1) / warmup))
+        for optimizer in optimizers
+    ]
+    ema = EMAModel(groups[0], decay=config.ema_decay, use_ema_warmup=True) if config.ema_decay else None
+    # One network: DistributedDataParallel. Several trained in turns: DDP cannot follow which of them a
+    # backward pass touched, so their gradients are averaged over processes by hand (_average_gradients).
+    many = len(phases) > 1
+    if many:
+        model = model.to(accelerator.device)
+        optimizers = [accelerator.prepare_optimizer(optimizer) for optimizer in optimizers]
+        accelerator.register_for_checkpointing(model)  # unprepared models are not saved otherwise
+    else:
+        model, optimizers[0] = accelerator.prepare(model, optimizers[0])
     # Stepped by hand once per optimizer step: accelerate would step a prepared scheduler once per process.
-    accelerator.register_for_checkpointing(scheduler)
+    for scheduler in schedulers:
+        accelerator.register_for_checkpointing(scheduler)
     if ema is not None:
         accelerator.register_for_checkpointing(ema)
     log = _MlflowLogger(tracking) if accelerator.is_main_process else None
@@ -161,7 +195,7 @@ def _run(
         history = state["history"]  # the curves so far, so the result covers the whole run
         logger.info("%s: resumed from %s at step %d of %d", task.name, latest.name, start, config.steps)
     if start == 0:
-        history.append({"step": 0, **_with_ema(ema, model, accelerator, task.validate)})
+        history.append({"step": 0, **_with_ema(ema, groups[0], model, accelerator, task.validate)})
         if log:
             log.metrics(history[-1], step=0)
 
@@ -182,36 +216,46 @@ def _run(
     for step in progress:
         indices = batch_indices(config.seed, step, config.batch_size, task.num_examples())[rank::world]
         step_logs: dict[str, float] = {}
-        for micro, chunk in enumerate(np.array_split(indices, config.gradient_accumulation_steps)):
-            with accelerator.accumulate(model):
-                generator = torch.Generator().manual_seed(step_seed(config.seed, step, rank, micro))
-                with accelerator.autocast():
-                    loss, logs = task.loss(model, task.batch(chunk, accelerator.device), generator)
-                accelerator.backward(loss)
-                if accelerator.sync_gradients:
-                    accelerator.clip_grad_norm_(model.parameters(), config.max_grad_norm)
-                optimizer.step()
-                optimizer.zero_grad(set_to_none=True)
-            for key, value in logs.items():
-                step_logs[key] = step_logs.get(key, 0.0) + value / config.gradient_accumulation_steps
-        scheduler.step()
+        for index, (phase, optimizer, params) in enumerate(zip(phases, optimizers, groups, strict=True)):
+            if step % phase.every:
+                continue
+            # A phase's loss may reach other phases' networks (the student's loss passes through the
+            # discriminator): start each phase from clean gradients.
+            model.zero_grad(set_to_none=True)
+            for micro, chunk in enumerate(np.array_split(indices, config.gradient_accumulation_steps)):
+                with accelerator.accumulate(model):
+                    seed = step_seed(config.seed, step, rank, micro, index)
+                    generator = torch.Generator().manual_seed(seed)
+                    with accelerator.autocast():
+                        loss, logs = phase.loss(model, task.batch(chunk, accelerator.device), generator)
+                    accelerator.backward(loss)
+                    if accelerator.sync_gradients:
+                        if many:
+                            _average_gradients(accelerator, params)
+                        accelerator.clip_grad_norm_(params, config.max_grad_norm)
+                    optimizer.step()
+                    optimizer.zero_grad(set_to_none=True)
+                for key, value in logs.items():
+                    step_logs[key] = step_logs.get(key, 0.0) + value / config.gradient_accumulation_steps
+        for scheduler in schedulers:
+            scheduler.step()
         if ema is not None:
-            ema.step(accelerator.unwrap_model(model).parameters())
+            ema.step(groups[0])
         done = step + 1
         step_logs = _mean_over_processes(accelerator, step_logs)
-        step_logs["learning_rate"] = scheduler.get_last_lr()[0]
+        step_logs["learning_rate"] = schedulers[0].get_last_lr()[0]
         progress.set_postfix(loss=f"{step_logs.get('loss', float('nan')):.4f}")
         if done % config.log_every == 0 or done == config.steps:
             history.append({"step": done, **step_logs})
             if log:
                 log.metrics(step_logs, step=done)
         if (config.validate_every and done % config.validate_every == 0) or done == config.steps:
-            val = _with_ema(ema, model, accelerator, task.validate)
+            val = _with_ema(ema, groups[0], model, accelerator, task.validate)
             history.append({"step": done, **val})
             if log:
                 log.metrics(val, step=done)
         if log and ((config.sample_every and done % config.sample_every == 0) or done == config.steps):
-            video = _with_ema(ema, model, accelerator, task.sample)
+            video = _with_ema(ema, groups[0], model, accelerator, task.sample)
             if video is not None:
                 log.video(video, f"samples/{task.name}/step_{done:07d}.gif", fps)
         if done % config.checkpoint_every == 0 or done == config.steps:
@@ -223,7 +267,7 @@ def _run(
     checksums = accelerator.gather(checksum.view(1).to(accelerator.device)).tolist()
     if accelerator.is_main_process:
         weights = _with_ema(
-            ema, model, accelerator, lambda m: {k: v.cpu() for k, v in m.state_dict().items()}
+            ema, groups[0], model, accelerator, lambda m: {k: v.cpu() for k, v in m.state_dict().items()}
         )
         result = {"state_dict": weights, "history": history, "resumed_from": resumed_from}
         torch.save({**result, "rank_checksums": checksums}, result_path)
@@ -241,21 +285,38 @@ def batch_indices(seed: int, step: int, batch_size: int, num_examples: int) -> n
     return np.asarray(out)
 
 
-def step_seed(seed: int, step: int, rank: int, micro: int) -> int:
-    return int(np.random.SeedSequence([seed, step, rank, micro]).generate_state(1)[0])
+def step_seed(seed: int, step: int, rank: int, micro: int, phase: int = 0) -> int:
+    return int(np.random.SeedSequence([seed, step, rank, micro, phase]).generate_state(1)[0])
 
 
-def _with_ema(ema: EMAModel | None, model, accelerator: Accelerator, fn):
-    """Call fn on the unwrapped model with the EMA weights swapped in (and back out)."""
+def _phase_parameters(phase: Phase, model: torch.nn.Module) -> list[torch.nn.Parameter]:
+    params = list(phase.parameters(model) if phase.parameters else model.parameters())
+    params = [p for p in params if p.requires_grad]
+    if not params:
+        raise ValueError(f"training phase {phase.name!r} has no trainable parameters")
+    return params
+
+
+def _average_gradients(accelerator: Accelerator, params: list[torch.nn.Parameter]) -> None:
+    if accelerator.num_processes == 1:
+        return
+    for param in params:
+        if param.grad is None:
+            param.grad = torch.zeros_like(param)
+        param.grad.copy_(accelerator.reduce(param.grad, reduction="mean"))
+
+
+def _with_ema(ema: EMAModel | None, params: list[torch.nn.Parameter], model, accelerator: Accelerator, fn):
+    """Call fn on the unwrapped model with the EMA weights of `params` swapped in (and back out)."""
     unwrapped = accelerator.unwrap_model(model)
     if ema is None:
         return fn(unwrapped)
-    ema.store(unwrapped.parameters())
-    ema.copy_to(unwrapped.parameters())
+    ema.store(params)
+    ema.copy_to(params)
     try:
         return fn(unwrapped)
     finally:
-        ema.restore(unwrapped.parameters())
+        ema.restore(params)
 
 
 def _mean_over_processes(accelerator: Accelerator, logs: dict[str, float]) -> dict[str, float]:

@@ -39,6 +39,7 @@ def train_autoencoder(
         stack_clips(clip_frames, train_ids),
         stack_clips(clip_frames, val_ids),
         autoencoder["kl_weight"],
+        autoencoder["crop_size"],
     )
     result = train(task, config_from_params(autoencoder["training"]), autoencoder["checkpoint_dir"])
     vae = ae.build_vae(autoencoder["vae"])

@@ -1,0 +1,280 @@
+"""Nodes of the evaluation pipeline: every model at several step counts on one fixed held-out set, scored
+against the teacher at its full step count and timed on this machine in the same run."""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+import torch
+from matplotlib.figure import Figure
+from tqdm.auto import tqdm
+
+from mobilei2v_pipeline.models import autoencoder as ae
+from mobilei2v_pipeline.models.flow import euler_sample
+from mobilei2v_pipeline.models.i2v import load_denoiser
+from mobilei2v_pipeline.pipelines.evaluation import metrics
+from mobilei2v_pipeline.pipelines.evaluation.fvd import frechet_video_distance
+from mobilei2v_pipeline.video.clip_scores import motion_score
+
+logger = logging.getLogger(__name__)
+
+REFERENCE = "teacher"  # rows are scored against this model at its full step count
+
+
+def held_out_examples(
+    latent_table: pd.DataFrame,
+    curated_clip_frames: dict[str, Callable[[], np.ndarray]],
+    evaluation: dict[str, Any],
+) -> dict[str, Any]:
+    """The fixed held-out set: the first frames of the first val clips, each with every requested motion
+    score and every noise seed. Noise is drawn per (seed, clip), so it does not depend on the models."""
+    val = latent_table[latent_table["split"] == "val"].head(evaluation["clips"])
+    if val.empty:
+        raise ValueError("evaluation needs val clips; the latent table has none")
+    rows = [
+        {"clip_id": clip, "clip_number": n, "motion": float(m), "seed": int(s)}
+        for n, clip in enumerate(val["clip_id"])
+        for m in evaluation["motion_scores"]
+        for s in evaluation["seeds"]
+    ]
+    clips = {clip: np.asarray(curated_clip_frames[clip]()) for clip in val["clip_id"]}
+    return {
+        "table": pd.DataFrame(rows),
+        "images": np.stack([clips[row["clip_id"]][0] for row in rows]),  # (E, H, W, 3) uint8
+        "reference_clips": np.stack(list(clips.values())),  # the real clips, for temporal smoothness
+    }
+
+
+def example_noise(seed: int, clip_number: int, shape: tuple[int, ...]) -> torch.Tensor:
+    return torch.randn(shape, generator=torch.Generator().manual_seed(seed * 100_003 + clip_number))
+
+
+@torch.no_grad()
+def generate_example(
+    denoiser: torch.nn.Module,
+    vae: torch.nn.Module,
+    stats: dict[str, list[float]],
+    image: np.ndarray,
+    motion: float,
+    seed: int,
+    clip_number: int,
+    latent_frames: int,
+    steps: int,
+    shift: float,
+) -> tuple[np.ndarray, dict[str, float]]:
+    """One image-to-video call, end to end (encode the image, sample, decode), with each part's seconds."""
+    height, width = image.shape[:2]
+    pixels = ae.to_model_range(image[None, None])  # (1, 3, 1, H, W)
+    started = time.perf_counter()
+    first = ae.normalize(ae.encode_first_frame(vae, pixels), stats)
+    encoded = time.perf_counter()
+    noise = example_noise(seed, clip_number, (1, first.shape[1], latent_frames, *first.shape[-2:]))
+    latents = euler_sample(denoiser, noise, first, torch.tensor([motion]), steps, shift)
+    sampled = time.perf_counter()
+    video = ae.decode(vae, ae.denormalize(latents, stats), height, width)
+    decoded = time.perf_counter()
+    seconds = {"encoder": encoded - started, "denoiser": sampled - encoded, "decoder": decoded - sampled}
+    return ae.to_uint8(video)[0], seconds
+
+
+def model_rows(evaluation: dict[str, Any], teacher_steps: int) -> list[tuple[str, int]]:
+    """(model, steps) of every row: the teacher at its configured step counts and at its full N."""
+    rows = [(REFERENCE, int(n)) for n in sorted({*evaluation["teacher_steps"], teacher_steps})]
+    rows += [("student1", int(n)) for n in evaluation["student1_steps"]]
+    rows += [("student2", int(n)) for n in evaluation["student2_steps"]]
+    return rows
+
+
+def generate_videos(
+    examples: dict[str, Any],
+    vae: Any,
+    latent_stats: dict[str, list[float]],
+    clip_latents: np.ndarray,
+    teacher_model: dict[str, Any],
+    student1_model: dict[str, Any],
+    student2_model: dict[str, Any],
+    teacher_sampling: dict[str, float],
+    evaluation: dict[str, Any],
+) -> dict[str, Any]:
+    """Every row's videos for every example, with the median seconds of encoder, denoiser and decoder over
+    `latency_repeats` timed calls per example (one untimed call per row warms up first)."""
+    models = {"teacher": teacher_model, "student1": student1_model, "student2": student2_model}
+    threads = torch.get_num_threads()
+    torch.set_num_threads(evaluation["threads"] or threads)
+    try:
+        return _generate_rows(
+            examples, vae.eval(), latent_stats, clip_latents.shape[2], models, teacher_sampling, evaluation
+        )
+    finally:
+        torch.set_num_threads(threads)
+
+
+def _generate_rows(examples, vae, stats, latent_frames, model_files, teacher_sampling, evaluation):
+    models = {name: load_denoiser(file) for name, file in model_files.items()}
+    shift, teacher_steps = float(teacher_sampling["shift"]), int(teacher_sampling["steps"])
+    table = examples["table"]
+    out: dict[str, Any] = {"rows": {}, "teacher_steps": teacher_steps}
+    rows = model_rows(evaluation, teacher_steps)
+    progress = tqdm(total=len(rows) * len(table), desc="evaluation")
+    for model, steps in rows:
+
+        def run(i: int, model=model, steps=steps) -> tuple[np.ndarray, dict[str, float]]:
+            row = table.iloc[i]
+            return generate_example(
+                models[model],
+                vae,
+                stats,
+                examples["images"][i],
+                float(row["motion"]),
+                int(row["seed"]),
+                int(row["clip_number"]),
+                latent_frames,
+                steps,
+                shift,
+            )
+
+        run(0)  # warm-up
+        videos, timings = [], []
+        for i in range(len(table)):
+            calls = [run(i) for _ in range(evaluation["latency_repeats"])]
+            videos.append(calls[0][0])
+            timings.append({part: float(np.median([c[1][part] for c in calls])) for part in calls[0][1]})
+            progress.update()
+        out["rows"][f"{model}_{steps}step"] = {
+            "model": model,
+            "steps": steps,
+            "videos": np.stack(videos),
+            "seconds": pd.DataFrame(timings),
+        }
+    progress.close()
+    return out
+
+
+def evaluation_table(
+    generated: dict[str, Any], examples: dict[str, Any], evaluation: dict[str, Any]
+) -> pd.DataFrame:
+    """One row per (model, steps): agreement with the teacher at N, first-frame fidelity, motion
+    adherence, temporal smoothness against the data's, latency split into its parts, FVD or why not."""
+    table = examples["table"]
+    reference = generated["rows"][f"{REFERENCE}_{generated['teacher_steps']}step"]["videos"]
+    data_jitter = float(np.mean([metrics.temporal_jitter(c) for c in examples["reference_clips"]]))
+    fvd_path = evaluation["fvd"]["i3d_path"]
+    records = []
+    for name, row in generated["rows"].items():
+        videos = row["videos"]
+        # Frame 0 is the pinned image: agreement is measured on the frames the model generates.
+        psnr = [metrics.video_psnr(v[1:], r[1:]) for v, r in zip(videos, reference, strict=True)]
+        ssim = [metrics.video_ssim(v[1:], r[1:]) for v, r in zip(videos, reference, strict=True)]
+        first = [
+            metrics.video_psnr(v[:1], image[None])
+            for v, image in zip(videos, examples["images"], strict=True)
+        ]
+        measured = np.array([motion_score(v) for v in videos])
+        seconds = row["seconds"].median()
+        latency_ms = 1000 * float(seconds.sum())
+        records.append(
+            {
+                "row": name,
+                "model": row["model"],
+                "steps": row["steps"],
+                "psnr_vs_teacher": float(np.mean(psnr)),
+                "ssim_vs_teacher": float(np.mean(ssim)),
+                "first_frame_psnr": float(np.mean(first)),
+                "motion_measured": float(measured.mean()),
+                "motion_error": float(np.abs(measured - table["motion"].to_numpy()).mean()),
+                "motion_rank_corr": metrics.rank_correlation(table["motion"].to_numpy(), measured),
+                "temporal_jitter": float(np.mean([metrics.temporal_jitter(v) for v in videos])),
+                "smoothness_vs_data": float(np.mean([metrics.temporal_jitter(v) for v in videos]))
+                / data_jitter,
+                "encoder_ms": 1000 * float(seconds["encoder"]),
+                "denoiser_ms": 1000 * float(seconds["denoiser"]),
+                "decoder_ms": 1000 * float(seconds["decoder"]),
+                "latency_ms": latency_ms,
+                "per_frame_ms": latency_ms / videos.shape[1],
+                **_fvd(videos, examples["reference_clips"], fvd_path),
+            }
+        )
+    result = pd.DataFrame(records)
+    reference_latency = result.loc[result["row"] == _reference_row(generated), "latency_ms"].iloc[0]
+    result["speedup_vs_teacher"] = reference_latency / result["latency_ms"]
+    return result
+
+
+def _reference_row(generated: dict[str, Any]) -> str:
+    return f"{REFERENCE}_{generated['teacher_steps']}step"
+
+
+def _fvd(videos: np.ndarray, real: np.ndarray, i3d_path: str | None) -> dict[str, Any]:
+    if not i3d_path:
+        return {"fvd": float("nan"), "fvd_note": "skipped: no local I3D weights (evaluation.fvd.i3d_path)"}
+    if not Path(i3d_path).is_file():
+        raise FileNotFoundError(
+            f"evaluation.fvd.i3d_path {i3d_path} does not exist; nothing is downloaded: put a TorchScript "
+            "I3D there or set it to null to skip FVD"
+        )
+    return {"fvd": frechet_video_distance(videos, real, i3d_path), "fvd_note": f"I3D: {i3d_path}"}
+
+
+def evaluation_metrics(table: pd.DataFrame) -> dict[str, float]:
+    """Flat, finite figures for `dvc metrics`: every row's quality and latency, and the headline ratios."""
+    figures: dict[str, float] = {}
+    columns = ["psnr_vs_teacher", "ssim_vs_teacher", "first_frame_psnr", "motion_error", "motion_rank_corr"]
+    columns += ["smoothness_vs_data", "latency_ms", "denoiser_ms", "decoder_ms", "per_frame_ms"]
+    columns += ["speedup_vs_teacher", "fvd"]
+    for record in table.to_dict("records"):
+        for column in columns:
+            value = record[column]
+            if np.isfinite(value):  # the reference row's agreement with itself is infinite
+                figures[f"{record['row']}_{column}"] = float(value)
+    rows = table.set_index("row")
+    student = rows.loc["student2_1step"]
+    figures["speedup_teacher_vs_student2_1step"] = float(student["speedup_vs_teacher"])
+    # The denoiser's share alone: end to end, the encoder and decoder cost the same in every row.
+    reference = rows[rows["model"] == REFERENCE]["steps"].idxmax()
+    denoiser = rows.loc[reference, "denoiser_ms"] / student["denoiser_ms"]
+    figures["denoiser_speedup_teacher_vs_student2_1step"] = float(denoiser)
+    for student, steps in (("student1", 2), ("student2", 1)):
+        student_psnr = rows.loc[f"{student}_{steps}step", "psnr_vs_teacher"]
+        teacher_psnr = rows.loc[f"{REFERENCE}_{steps}step", "psnr_vs_teacher"]
+        figures[f"{student}_{steps}step_psnr_gain_db"] = float(student_psnr - teacher_psnr)
+    return figures
+
+
+def plot_quality_and_latency(table: pd.DataFrame) -> Figure:
+    """Agreement PSNR and end-to-end latency against the number of steps, one line per model."""
+    figure = Figure(figsize=(10, 3.6))
+    quality, latency = figure.subplots(1, 2)
+    for model, rows in table.groupby("model", sort=False):
+        rows = rows.sort_values("steps")
+        finite = rows[np.isfinite(rows["psnr_vs_teacher"])]
+        quality.plot(finite["steps"], finite["psnr_vs_teacher"], marker="o", label=model)
+        latency.plot(rows["steps"], rows["latency_ms"], marker="o", label=model)
+    quality.set(xscale="log", xlabel="sampling steps", ylabel="PSNR vs teacher at N (dB)")
+    latency.set(xscale="log", yscale="log", xlabel="sampling steps", ylabel="latency per video (ms)")
+    for axis in (quality, latency):
+        axis.grid(alpha=0.3)
+        axis.legend()
+    figure.tight_layout()
+    return figure
+
+
+def side_by_side_grids(
+    generated: dict[str, Any], examples: dict[str, Any], evaluation: dict[str, Any]
+) -> dict[str, np.ndarray]:
+    """One video per held-out example: input image | the configured rows, left to right."""
+    table = examples["table"]
+    names = [name.replace("{N}", str(generated["teacher_steps"])) for name in evaluation["grid_rows"]]
+    columns = [generated["rows"][name]["videos"] for name in names]
+    grids = {}
+    for i, row in table.iterrows():
+        frames = columns[0].shape[1]
+        image = np.repeat(examples["images"][i][None], frames, axis=0)
+        name = f"{row['clip_id']}_motion{row['motion']:g}_seed{row['seed']}"
+        grids[name] = np.concatenate([image, *(c[i] for c in columns)], axis=2)
+    return grids

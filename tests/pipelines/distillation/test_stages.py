@@ -1,0 +1,77 @@
+"""Both distillation stages on the smoke run's teacher and trajectories: each improves its objective."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+import torch
+from conftest import REPO
+from diffusers import AutoencoderKLLTXVideo
+from kedro.config import OmegaConfigLoader
+
+from mobilei2v_pipeline.pipelines.distillation import nodes
+
+
+@pytest.fixture(scope="module")
+def inputs(trained_project: Path) -> dict:
+    data = trained_project / "data"
+    return {
+        "teacher_model": torch.load(data / "06_models/teacher/teacher.pt", weights_only=True),
+        "teacher_trajectories": torch.load(
+            data / "05_model_input/teacher_trajectories.pt", weights_only=True
+        ),
+        "clip_latents": np.load(data / "05_model_input/clip_latents.npy"),
+        "latent_table": pd.read_parquet(data / "05_model_input/latent_table.parquet"),
+        "latent_stats": json.loads((data / "05_model_input/latent_stats.json").read_text()),
+        "vae": AutoencoderKLLTXVideo.from_pretrained(data / "06_models/vae"),
+    }
+
+
+def _params(tmp_path: Path, **training) -> dict:
+    loader = OmegaConfigLoader(
+        str(REPO / "conf"), base_env="base", default_run_env="smoke", merge_strategy={"parameters": "soft"}
+    )
+    params = loader["parameters"]
+    distillation = params["distillation"]
+    for stage in ("stage1", "stage2"):
+        distillation[stage]["checkpoint_dir"] = str(tmp_path / stage)
+        distillation[stage]["training"].update(training)
+    return distillation
+
+
+def _falls(history: pd.DataFrame, column: str) -> tuple[float, float]:
+    values = history[column].dropna().to_numpy()
+    return values[:5].mean(), values[-5:].mean()
+
+
+def test_trajectories_hold_the_teacher_states_at_the_student_times(inputs: dict, trained_project: Path):
+    trajectories = inputs["teacher_trajectories"]
+    train = trajectories["train"]
+    assert train["states"].shape[1] == 3  # noise, the 2-step student's middle time, the teacher's sample
+    torch.testing.assert_close(train["times"], torch.tensor([1.0, 0.75, 0.0]))  # shift 3
+    train_clips = (inputs["latent_table"]["split"] == "train").sum()
+    assert len(train["states"]) == 2 * train_clips  # smoke: 2 noises per clip
+    metrics = json.loads((trained_project / "data/08_reporting/distillation_trajectories.json").read_text())
+    assert metrics["trajectories_train"] == len(train["states"])
+
+
+def test_stage1_regression_and_stage2_distribution_matching_each_improve(inputs: dict, tmp_path: Path):
+    params = _params(tmp_path, steps=40, learning_rate=2e-3, validate_every=40)
+    student1, history1 = nodes.distill_stage1(**inputs, distillation=params)
+    start, end = _falls(history1, "loss")
+    assert end < 0.7 * start, (start, end)
+    val = history1["val_agreement_mse_2step"].dropna()
+    assert val.iloc[-1] < val.iloc[0]  # closer to the teacher's N steps, in 2 steps, on val clips
+
+    student2, history2 = nodes.distill_stage2(**inputs, student1_model=student1, distillation=params)
+    for column in ("student_regression", "fake_score_loss"):
+        start, end = _falls(history2, column)
+        assert end < start, (column, start, end)
+    assert {"student_dmd", "student_adversarial", "discriminator_loss"} <= set(history2.columns)
+    val = history2["val_agreement_mse_1step"].dropna()
+    assert val.iloc[-1] < val.iloc[0]  # closer to the teacher's N steps, in 1 step
+    assert student2["config"] == student1["config"] == inputs["teacher_model"]["config"]

@@ -1,0 +1,97 @@
+"""The evaluation of the smoke run: its rows, its figures for DVC and MLflow, and determinism."""
+
+from __future__ import annotations
+
+import json
+import shutil
+from pathlib import Path
+
+import mlflow
+import pandas as pd
+from conftest import run_kedro, use_project
+
+from mobilei2v_pipeline.pipelines.evaluation.nodes import model_rows
+
+REPORTS = Path("data/08_reporting")
+CONTRACT = [
+    "teacher_1step_psnr_vs_teacher",
+    "teacher_2step_psnr_vs_teacher",
+    "student1_2step_psnr_vs_teacher",
+    "student2_1step_psnr_vs_teacher",
+    "speedup_teacher_vs_student2_1step",
+]
+QUALITY = ("psnr", "ssim", "first_frame", "motion", "smoothness")
+
+
+def test_rows_are_every_model_at_its_steps_beside_the_teacher_at_n():
+    rows = model_rows(
+        {"teacher_steps": [1, 2, 4], "student1_steps": [2, 1], "student2_steps": [1, 2]}, teacher_steps=20
+    )
+    assert rows == [
+        ("teacher", 1),
+        ("teacher", 2),
+        ("teacher", 4),
+        ("teacher", 20),
+        ("student1", 2),
+        ("student1", 1),
+        ("student2", 1),
+        ("student2", 2),
+    ]
+
+
+def test_the_evaluation_table_and_its_figures(trained_project: Path):
+    table = pd.read_csv(trained_project / REPORTS / "evaluation_table.csv")
+    # smoke: the teacher samples in 4 steps, so its rows are 1, 2 and 4 (= N).
+    assert table["row"].tolist() == [
+        "teacher_1step",
+        "teacher_2step",
+        "teacher_4step",
+        "student1_2step",
+        "student1_1step",
+        "student2_1step",
+        "student2_2step",
+    ]
+    reference = table.set_index("row").loc["teacher_4step"]
+    assert reference["psnr_vs_teacher"] == float("inf") and reference["speedup_vs_teacher"] == 1
+    assert (table["latency_ms"] > 0).all()
+    assert (
+        (table["encoder_ms"] + table["denoiser_ms"] + table["decoder_ms"]) - table["latency_ms"]
+    ).abs().max() < 1e-3
+    assert table["fvd_note"].str.startswith("skipped: no local I3D").all()
+
+    metrics = json.loads((trained_project / REPORTS / "evaluation.json").read_text())
+    assert set(CONTRACT) <= set(metrics)
+    assert (
+        metrics["speedup_teacher_vs_student2_1step"]
+        == table.set_index("row").loc["student2_1step", "speedup_vs_teacher"]
+    )
+    # One side-by-side grid per held-out example (smoke: 1 clip x 2 motions x 1 seed).
+    assert len(list((trained_project / REPORTS / "evaluation_grids").glob("*.gif"))) == 2
+    assert (trained_project / REPORTS / "evaluation_quality_latency.png").stat().st_size > 0
+
+
+def test_the_evaluation_reaches_mlflow(trained_project: Path, tracking_uri: str):
+    client = mlflow.MlflowClient(tracking_uri)
+    runs = client.search_runs(
+        [e.experiment_id for e in client.search_experiments()],
+        "metrics.speedup_teacher_vs_student2_1step > 0",
+    )
+    assert runs
+    artifacts = {a.path for a in client.list_artifacts(runs[0].info.run_id, "evaluation")}
+    assert {
+        "evaluation/evaluation_table.csv",
+        "evaluation/evaluation_quality_latency.png",
+        "evaluation/grids",
+    } <= artifacts
+
+
+def test_the_same_seeds_give_the_same_quality_figures(
+    trained_project: Path, tmp_path: Path, monkeypatch, tracking_uri: str
+):
+    project = shutil.copytree(trained_project, tmp_path / "project")
+    use_project(project, monkeypatch, tracking_uri)
+    run_kedro(project, pipeline="evaluation")
+    before = json.loads((trained_project / REPORTS / "evaluation.json").read_text())
+    after = json.loads((project / REPORTS / "evaluation.json").read_text())
+    quality = [k for k in before if any(q in k for q in QUALITY)]
+    assert quality and {k: after[k] for k in quality} == {k: before[k] for k in quality}

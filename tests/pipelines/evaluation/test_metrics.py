@@ -1,0 +1,61 @@
+"""Video figures of the evaluation on synthetic videos whose answers are known."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+
+from mobilei2v_pipeline.pipelines.evaluation import fvd, metrics
+
+
+def _video(seed: int = 0, frames: int = 5) -> np.ndarray:
+    return np.random.default_rng(seed).integers(0, 256, (frames, 24, 32, 3), dtype=np.uint8)
+
+
+def test_psnr_and_ssim_of_identical_and_different_videos():
+    video = _video()
+    assert metrics.video_psnr(video, video) == float("inf")
+    assert metrics.video_ssim(video, video) == pytest.approx(1.0, abs=1e-6)
+    shifted = np.clip(video.astype(int) + 10, 0, 255).astype(np.uint8)
+    assert 25 < metrics.video_psnr(video, shifted) < 30  # an offset of about 10/255
+    assert metrics.video_ssim(video, _video(1)) < 0.1  # independent noise
+
+
+def test_temporal_jitter_is_zero_for_uniform_change_and_large_for_flicker():
+    ramp = np.stack([np.full((8, 8, 3), 20 * t, dtype=np.uint8) for t in range(5)])
+    assert metrics.temporal_jitter(ramp) == pytest.approx(0.0, abs=1e-6)
+    flicker = np.stack([np.full((8, 8, 3), 200 * (t % 2), dtype=np.uint8) for t in range(5)])
+    assert metrics.temporal_jitter(flicker) == pytest.approx(2 * 200 / 255)
+    with pytest.raises(ValueError, match="at least 3 frames"):
+        metrics.temporal_jitter(ramp[:2])
+
+
+def test_rank_correlation():
+    assert metrics.rank_correlation([1, 2, 3], [10, 20, 90]) == pytest.approx(1.0)
+    assert metrics.rank_correlation([1, 2, 3], [3, 2, 1]) == pytest.approx(-1.0)
+    assert np.isnan(metrics.rank_correlation([1, 1, 1], [1, 2, 3]))
+
+
+def test_frechet_distance_of_gaussians_with_equal_covariance_is_the_squared_mean_gap():
+    rng = np.random.default_rng(0)
+    a = rng.normal(size=(4000, 3))
+    b = a + np.array([1.0, 2.0, 0.0])
+    assert fvd.frechet_distance(a, b) == pytest.approx(5.0, rel=1e-6)
+    assert fvd.frechet_distance(a, a) == pytest.approx(0.0, abs=1e-6)
+
+
+class _MeanColour(torch.nn.Module):
+    """A stand-in with the I3D TorchScript call signature: features are the mean colour per video."""
+
+    def forward(self, videos: torch.Tensor, rescale: bool, resize: bool, return_features: bool):
+        return torch.cat([videos.mean(dim=(2, 3, 4)), videos.std(dim=(1, 2, 3, 4))[:, None]], dim=1)
+
+
+def test_fvd_reads_features_from_a_local_torchscript_model(tmp_path):
+    path = tmp_path / "i3d.pt"
+    torch.jit.script(_MeanColour()).save(str(path))
+    videos = np.stack([_video(seed) for seed in range(6)])
+    assert fvd.frechet_video_distance(videos, videos, str(path)) == pytest.approx(0.0, abs=1e-4)
+    dark = (videos // 4).astype(np.uint8)
+    assert fvd.frechet_video_distance(dark, videos, str(path)) > 0.1
