@@ -90,25 +90,15 @@ def test_a_longer_teacher_run_resumes_from_the_last_checkpoint(
     assert _json(project, "teacher.json")["teacher_train_steps"] == 40
 
 
-def test_generate_writes_a_video_from_an_image(trained_project: Path, tmp_path: Path):
+@pytest.mark.parametrize(("model", "steps"), [("teacher", "2"), ("student2", "1")])
+def test_generate_writes_a_video_from_an_image(trained_project: Path, tmp_path: Path, model: str, steps: str):
     image = tmp_path / "photo.png"
     Image.fromarray(np.random.default_rng(0).integers(0, 255, (200, 300, 3), dtype=np.uint8)).save(image)
     out = tmp_path / "out.mp4"
-    result = _mobilei2v(
-        trained_project,
-        "generate",
-        "--image",
-        str(image),
-        "--motion",
-        "2.0",
-        "--steps",
-        "2",
-        "--out",
-        str(out),
-        "--env",
-        "smoke",
-    )
+    args = ["--image", str(image), "--motion", "2.0", "--steps", steps, "--out", str(out)]
+    result = _mobilei2v(trained_project, "generate", *args, "--model", model, "--env", "smoke")
     assert result.returncode == 0, result.stderr
+    assert f"{steps} steps of the {model}" in result.stdout
     info = probe_video(out)
     assert (info.num_frames, info.height, info.width) == (9, 64, 112)
 

@@ -14,6 +14,8 @@ from diffusers import AutoencoderKLLTXVideo
 from kedro.config import OmegaConfigLoader
 
 from mobilei2v_pipeline.pipelines.distillation import nodes
+from mobilei2v_pipeline.pipelines.distillation.task import student_times_in_teacher_schedule
+from mobilei2v_pipeline.pipelines.teacher.nodes import denoiser_config
 
 
 @pytest.fixture(scope="module")
@@ -31,12 +33,24 @@ def inputs(trained_project: Path) -> dict:
     }
 
 
-def _params(tmp_path: Path, **training) -> dict:
+def _env_params(env: str) -> dict:
     loader = OmegaConfigLoader(
-        str(REPO / "conf"), base_env="base", default_run_env="smoke", merge_strategy={"parameters": "soft"}
+        str(REPO / "conf"), base_env="base", default_run_env=env, merge_strategy={"parameters": "soft"}
     )
-    params = loader["parameters"]
-    distillation = params["distillation"]
+    return loader["parameters"]
+
+
+@pytest.mark.parametrize("env", ["base", "smoke", "paper"])
+def test_every_env_distills_on_the_teachers_grid_with_real_blocks(env: str):
+    params = _env_params(env)
+    sampling, distillation = params["teacher"]["sampling"], params["distillation"]
+    student_times_in_teacher_schedule(sampling["steps"], distillation["student_steps"], sampling["shift"])
+    depth = denoiser_config(params["teacher"], latent_channels=16).depth
+    assert max(distillation["stage2"]["discriminator"]["blocks"]) < depth
+
+
+def _params(tmp_path: Path, **training) -> dict:
+    distillation = _env_params("smoke")["distillation"]
     for stage in ("stage1", "stage2"):
         distillation[stage]["checkpoint_dir"] = str(tmp_path / stage)
         distillation[stage]["training"].update(training)

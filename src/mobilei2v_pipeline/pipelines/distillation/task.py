@@ -18,6 +18,7 @@ from typing import Any
 import numpy as np
 import torch
 from torch import nn
+from tqdm.auto import tqdm
 
 from mobilei2v_pipeline.models.denoiser import MobileI2VDenoiser
 from mobilei2v_pipeline.models.flow import (
@@ -93,7 +94,7 @@ def teacher_trajectories(
         motion = torch.exp(low + (high - low) * torch.rand(len(clip_index), generator=generator))
     schedule = sampling_schedule(teacher_steps, shift)
     states = []
-    for start in range(0, len(clip_index), batch_size):
+    for start in tqdm(range(0, len(clip_index), batch_size), desc="teacher trajectories"):
         index = clip_index[start : start + batch_size]
         path = euler_integrate(
             teacher,
