@@ -49,6 +49,9 @@ def test_autoencoder_is_trained_and_every_clip_is_encoded_once(trained_project: 
     assert history["step"].tolist() == [0, 10, 20]
     assert metrics["vae_val_psnr_db"] == pytest.approx(history["val_psnr_db"].iloc[-1], abs=0.5)
     assert (trained_project / "data/06_models/vae/config.json").exists()
+    light = _json(trained_project, "light_autoencoder.json")
+    assert {"light_val_decoder_psnr_vs_vae_db", "light_val_encoder_mse", "light_params"} <= set(light)
+    assert (trained_project / "data/06_models/light_autoencoder.pt").exists()
 
 
 def test_teacher_loss_falls_and_checkpoints_are_kept(trained_project: Path):

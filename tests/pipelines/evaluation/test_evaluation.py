@@ -14,6 +14,8 @@ from mobilei2v_pipeline.pipelines.evaluation.nodes import model_rows
 
 REPORTS = Path("data/08_reporting")
 CONTRACT = [
+    "light_speedup_teacher_vs_student2_1step",
+    "denoiser_speedup_teacher_vs_student2_1step",
     "teacher_1step_psnr_vs_teacher",
     "teacher_2step_psnr_vs_teacher",
     "student1_2step_psnr_vs_teacher",
@@ -57,6 +59,9 @@ def test_the_evaluation_table_and_its_figures(trained_project: Path):
     assert (
         (table["encoder_ms"] + table["denoiser_ms"] + table["decoder_ms"]) - table["latency_ms"]
     ).abs().max() < 1e-3
+    light = table["light_encoder_ms"] + table["denoiser_ms"] + table["light_decoder_ms"]
+    assert (light - table["light_latency_ms"]).abs().max() < 1e-3
+    assert (table["light_decoder_ms"] < table["decoder_ms"]).all()  # the point of the light decoder
     assert table["fvd_note"].str.startswith("skipped: no local I3D").all()
 
     metrics = json.loads((trained_project / REPORTS / "evaluation.json").read_text())

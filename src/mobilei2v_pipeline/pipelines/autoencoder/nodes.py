@@ -11,6 +11,8 @@ import pandas as pd
 import torch
 
 from mobilei2v_pipeline.models import autoencoder as ae
+from mobilei2v_pipeline.models.light_autoencoder import LightAutoencoderConfig, light_autoencoder_file
+from mobilei2v_pipeline.pipelines.autoencoder.light import LightAutoencoderTask, vae_targets
 from mobilei2v_pipeline.pipelines.autoencoder.task import AutoencoderTask, reconstruct, reconstruction_psnr
 from mobilei2v_pipeline.training.loop import config_from_params, train
 
@@ -101,3 +103,34 @@ def encode_latents(
     table = table.reset_index(drop=True)
     stats = ae.latent_stats(latents_all[torch.as_tensor((table["split"] == "train").to_numpy())])
     return latents_all.numpy(), torch.cat(first_frames).numpy(), table, stats
+
+
+def train_light_autoencoder(
+    vae: Any,
+    clip_latents: np.ndarray,
+    latent_table: pd.DataFrame,
+    clip_frames: dict[str, Callable[[], np.ndarray]],
+    latent_stats: dict[str, list[float]],
+    autoencoder: dict[str, Any],
+) -> tuple[dict[str, Any], pd.DataFrame, dict[str, float]]:
+    """Distil the light encoder and decoder from the VAE; returns the model, its history and its figures."""
+    light = autoencoder["light"]
+    temporal, spatial = ae.compression(vae)
+    config = LightAutoencoderConfig(clip_latents.shape[1], spatial, temporal, tuple(light["widths"]))
+    height, width = int(latent_table["height"].iloc[0]), int(latent_table["width"].iloc[0])
+    split = {}
+    for name in ("train", "val"):
+        rows = (latent_table["split"] == name).to_numpy()
+        first = stack_clips(clip_frames, latent_table.loc[rows, "clip_id"])[:, 0]
+        split[name] = {
+            "latents": torch.as_tensor(clip_latents[rows]),
+            "videos": vae_targets(vae.eval(), clip_latents[rows], height, width),
+            "images": ae.to_model_range(first[:, None])[:, :, 0],
+        }
+    task = LightAutoencoderTask(config, split, latent_stats)
+    result = train(task, config_from_params(light["training"]), light["checkpoint_dir"])
+    model = task.build_model()
+    model.load_state_dict(result.state_dict)
+    figures = {f"light_{k}": v for k, v in task.validate(model).items()}
+    figures["light_params"] = sum(p.numel() for p in model.parameters())
+    return light_autoencoder_file(model.eval()), pd.DataFrame(result.history), figures

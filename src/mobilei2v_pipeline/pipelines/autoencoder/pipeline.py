@@ -28,6 +28,19 @@ def create_pipeline(**kwargs) -> Pipeline:
                 name="evaluate_autoencoder",
             ),
             node(
+                nodes.train_light_autoencoder,
+                [
+                    "vae",
+                    "clip_latents",
+                    "latent_table",
+                    "curated_clip_frames",
+                    "latent_stats",
+                    "params:autoencoder",
+                ],
+                ["light_autoencoder", "light_autoencoder_history", "light_autoencoder_metrics"],
+                name="train_light_autoencoder",
+            ),
+            node(
                 nodes.encode_latents,
                 ["vae", "clip_table", "curated_clip_frames", "params:autoencoder"],
                 ["clip_latents", "first_frame_latents", "latent_table", "latent_stats"],

@@ -18,6 +18,7 @@ from tqdm.auto import tqdm
 from mobilei2v_pipeline.models import autoencoder as ae
 from mobilei2v_pipeline.models.flow import euler_sample
 from mobilei2v_pipeline.models.i2v import load_denoiser
+from mobilei2v_pipeline.models.light_autoencoder import LightAutoencoder, load_light_autoencoder
 from mobilei2v_pipeline.pipelines.evaluation import metrics
 from mobilei2v_pipeline.pipelines.evaluation.fvd import frechet_video_distance
 from mobilei2v_pipeline.video.clip_scores import motion_score
@@ -59,6 +60,7 @@ def example_noise(seed: int, clip_number: int, shape: tuple[int, ...]) -> torch.
 def generate_example(
     denoiser: torch.nn.Module,
     vae: torch.nn.Module,
+    light: LightAutoencoder,
     stats: dict[str, list[float]],
     image: np.ndarray,
     motion: float,
@@ -67,20 +69,33 @@ def generate_example(
     latent_frames: int,
     steps: int,
     shift: float,
-) -> tuple[np.ndarray, dict[str, float]]:
-    """One image-to-video call, end to end (encode the image, sample, decode), with each part's seconds."""
+) -> tuple[np.ndarray, np.ndarray, dict[str, float]]:
+    """One image-to-video call, end to end (encode the image, sample, decode), with each part's seconds; the
+    light encoder and decoder are timed on the same image and latents, and their video returned beside."""
     height, width = image.shape[:2]
     pixels = ae.to_model_range(image[None, None])  # (1, 3, 1, H, W)
     started = time.perf_counter()
     first = ae.normalize(ae.encode_first_frame(vae, pixels), stats)
     encoded = time.perf_counter()
     noise = example_noise(seed, clip_number, (1, first.shape[1], latent_frames, *first.shape[-2:]))
-    latents = euler_sample(denoiser, noise, first, torch.tensor([motion]), steps, shift)
+    latents = ae.denormalize(
+        euler_sample(denoiser, noise, first, torch.tensor([motion]), steps, shift), stats
+    )
     sampled = time.perf_counter()
-    video = ae.decode(vae, ae.denormalize(latents, stats), height, width)
+    video = ae.decode(vae, latents, height, width)
     decoded = time.perf_counter()
-    seconds = {"encoder": encoded - started, "denoiser": sampled - encoded, "decoder": decoded - sampled}
-    return ae.to_uint8(video)[0], seconds
+    light.encoder(pixels[:, :, 0])
+    light_encoded = time.perf_counter()
+    light_video = light.decoder(latents, height, width)
+    light_decoded = time.perf_counter()
+    seconds = {
+        "encoder": encoded - started,
+        "denoiser": sampled - encoded,
+        "decoder": decoded - sampled,
+        "light_encoder": light_encoded - decoded,
+        "light_decoder": light_decoded - light_encoded,
+    }
+    return ae.to_uint8(video)[0], ae.to_uint8(light_video)[0], seconds
 
 
 def model_rows(evaluation: dict[str, Any], teacher_steps: int) -> list[tuple[str, int]]:
@@ -94,6 +109,7 @@ def model_rows(evaluation: dict[str, Any], teacher_steps: int) -> list[tuple[str
 def generate_videos(
     examples: dict[str, Any],
     vae: Any,
+    light_autoencoder: dict[str, Any],
     latent_stats: dict[str, list[float]],
     clip_latents: np.ndarray,
     teacher_model: dict[str, Any],
@@ -108,14 +124,22 @@ def generate_videos(
     threads = torch.get_num_threads()
     torch.set_num_threads(evaluation["threads"] or threads)
     try:
+        light = load_light_autoencoder(light_autoencoder)
         return _generate_rows(
-            examples, vae.eval(), latent_stats, clip_latents.shape[2], models, teacher_sampling, evaluation
+            examples,
+            vae.eval(),
+            light,
+            latent_stats,
+            clip_latents.shape[2],
+            models,
+            teacher_sampling,
+            evaluation,
         )
     finally:
         torch.set_num_threads(threads)
 
 
-def _generate_rows(examples, vae, stats, latent_frames, model_files, teacher_sampling, evaluation):
+def _generate_rows(examples, vae, light, stats, latent_frames, model_files, teacher_sampling, evaluation):
     models = {name: load_denoiser(file) for name, file in model_files.items()}
     shift, teacher_steps = float(teacher_sampling["shift"]), int(teacher_sampling["steps"])
     table = examples["table"]
@@ -124,11 +148,12 @@ def _generate_rows(examples, vae, stats, latent_frames, model_files, teacher_sam
     progress = tqdm(total=len(rows) * len(table), desc="evaluation")
     for model, steps in rows:
 
-        def run(i: int, model=model, steps=steps) -> tuple[np.ndarray, dict[str, float]]:
+        def run(i: int, model=model, steps=steps) -> tuple[np.ndarray, np.ndarray, dict[str, float]]:
             row = table.iloc[i]
             return generate_example(
                 models[model],
                 vae,
+                light,
                 stats,
                 examples["images"][i],
                 float(row["motion"]),
@@ -140,16 +165,18 @@ def _generate_rows(examples, vae, stats, latent_frames, model_files, teacher_sam
             )
 
         run(0)  # warm-up
-        videos, timings = [], []
+        videos, light_videos, timings = [], [], []
         for i in range(len(table)):
             calls = [run(i) for _ in range(evaluation["latency_repeats"])]
             videos.append(calls[0][0])
-            timings.append({part: float(np.median([c[1][part] for c in calls])) for part in calls[0][1]})
+            light_videos.append(calls[0][1])
+            timings.append({part: float(np.median([c[2][part] for c in calls])) for part in calls[0][2]})
             progress.update()
         out["rows"][f"{model}_{steps}step"] = {
             "model": model,
             "steps": steps,
             "videos": np.stack(videos),
+            "light_videos": np.stack(light_videos),
             "seconds": pd.DataFrame(timings),
         }
     progress.close()
@@ -176,8 +203,10 @@ def evaluation_table(
             for v, image in zip(videos, examples["images"], strict=True)
         ]
         measured = np.array([motion_score(v) for v in videos])
-        seconds = row["seconds"].median()
-        latency_ms = 1000 * float(seconds.sum())
+        seconds = 1000 * row["seconds"].median()
+        latency_ms = float(seconds["encoder"] + seconds["denoiser"] + seconds["decoder"])
+        light_ms = float(seconds["light_encoder"] + seconds["denoiser"] + seconds["light_decoder"])
+        light_fidelity = [metrics.video_psnr(a, b) for a, b in zip(row["light_videos"], videos, strict=True)]
         records.append(
             {
                 "row": name,
@@ -192,17 +221,24 @@ def evaluation_table(
                 "temporal_jitter": float(np.mean([metrics.temporal_jitter(v) for v in videos])),
                 "smoothness_vs_data": float(np.mean([metrics.temporal_jitter(v) for v in videos]))
                 / data_jitter,
-                "encoder_ms": 1000 * float(seconds["encoder"]),
-                "denoiser_ms": 1000 * float(seconds["denoiser"]),
-                "decoder_ms": 1000 * float(seconds["decoder"]),
+                "encoder_ms": float(seconds["encoder"]),
+                "denoiser_ms": float(seconds["denoiser"]),
+                "decoder_ms": float(seconds["decoder"]),
                 "latency_ms": latency_ms,
                 "per_frame_ms": latency_ms / videos.shape[1],
+                "light_encoder_ms": float(seconds["light_encoder"]),
+                "light_decoder_ms": float(seconds["light_decoder"]),
+                "light_latency_ms": light_ms,
+                "light_per_frame_ms": light_ms / videos.shape[1],
+                "light_psnr_vs_vae": float(np.mean(light_fidelity)),
                 **_fvd(videos, examples["reference_clips"], fvd_path),
             }
         )
     result = pd.DataFrame(records)
     reference_latency = result.loc[result["row"] == _reference_row(generated), "latency_ms"].iloc[0]
     result["speedup_vs_teacher"] = reference_latency / result["latency_ms"]
+    reference_light = result.loc[result["row"] == _reference_row(generated), "light_latency_ms"].iloc[0]
+    result["light_speedup_vs_teacher"] = reference_light / result["light_latency_ms"]
     return result
 
 
@@ -226,7 +262,14 @@ def evaluation_metrics(table: pd.DataFrame) -> dict[str, float]:
     figures: dict[str, float] = {}
     columns = ["psnr_vs_teacher", "ssim_vs_teacher", "first_frame_psnr", "motion_error", "motion_rank_corr"]
     columns += ["smoothness_vs_data", "latency_ms", "denoiser_ms", "decoder_ms", "per_frame_ms"]
-    columns += ["speedup_vs_teacher", "fvd"]
+    columns += [
+        "speedup_vs_teacher",
+        "fvd",
+        "light_latency_ms",
+        "light_per_frame_ms",
+        "light_speedup_vs_teacher",
+    ]
+    columns += ["light_psnr_vs_vae"]
     for record in table.to_dict("records"):
         for column in columns:
             value = record[column]
@@ -239,6 +282,7 @@ def evaluation_metrics(table: pd.DataFrame) -> dict[str, float]:
     reference = rows[rows["model"] == REFERENCE]["steps"].idxmax()
     denoiser = rows.loc[reference, "denoiser_ms"] / student["denoiser_ms"]
     figures["denoiser_speedup_teacher_vs_student2_1step"] = float(denoiser)
+    figures["light_speedup_teacher_vs_student2_1step"] = float(student["light_speedup_vs_teacher"])
     for student, steps in (("student1", 2), ("student2", 1)):
         student_psnr = rows.loc[f"{student}_{steps}step", "psnr_vs_teacher"]
         teacher_psnr = rows.loc[f"{REFERENCE}_{steps}step", "psnr_vs_teacher"]

@@ -19,6 +19,7 @@ def create_pipeline(**kwargs) -> Pipeline:
                 [
                     "evaluation_examples",
                     "vae",
+                    "light_autoencoder",
                     "latent_stats",
                     "clip_latents",
                     "teacher_model",
