@@ -3,7 +3,6 @@ against the teacher at its full step count and timed on this machine in the same
 
 from __future__ import annotations
 
-import logging
 import time
 from collections.abc import Callable
 from pathlib import Path
@@ -22,8 +21,6 @@ from mobilei2v_pipeline.models.light_autoencoder import LightAutoencoder, load_l
 from mobilei2v_pipeline.pipelines.evaluation import metrics
 from mobilei2v_pipeline.pipelines.evaluation.fvd import frechet_video_distance
 from mobilei2v_pipeline.video.clip_scores import motion_score
-
-logger = logging.getLogger(__name__)
 
 REFERENCE = "teacher"  # rows are scored against this model at its full step count
 
