@@ -1,0 +1,65 @@
+"""The mobile (export) forms of attention match the training forms on the same weights."""
+
+from __future__ import annotations
+
+import dataclasses
+
+import pytest
+import torch
+
+from mobilei2v_pipeline.models.attention import LinearAttention, SoftmaxAttention
+from mobilei2v_pipeline.models.config import LatentGrid, get_preset
+from mobilei2v_pipeline.models.denoiser import MobileI2VDenoiser
+from mobilei2v_pipeline.models.mobile_attention import (
+    MobileLinearAttention,
+    MobileSoftmaxAttention,
+    use_mobile_attention,
+)
+from mobilei2v_pipeline.models.rope import rope_tables
+
+
+@pytest.mark.parametrize(
+    ("training", "mobile"),
+    [(LinearAttention, MobileLinearAttention), (SoftmaxAttention, MobileSoftmaxAttention)],
+)
+def test_one_layer_matches_in_both_layouts(training, mobile):
+    torch.manual_seed(0)
+    grid, hidden, heads = LatentGrid(3, 4, 5), 48, 4
+    layer = training(hidden, heads)
+    x = torch.randn(2, grid.tokens, hidden)
+    cos, sin = rope_tables(grid, hidden // heads)
+    export = mobile(layer, grid, hidden // heads, 10000.0)
+    with torch.no_grad():
+        expected = layer(x, cos, sin)
+        torch.testing.assert_close(export(x), expected, atol=1e-5, rtol=1e-5)
+        four_d = export.forward_4d(x.transpose(1, 2).unsqueeze(2))
+    assert four_d.shape == (2, hidden, 1, grid.tokens)
+    torch.testing.assert_close(four_d.squeeze(2).transpose(1, 2), expected, atol=1e-5, rtol=1e-5)
+
+
+def _random_output_layer(model: MobileI2VDenoiser) -> MobileI2VDenoiser:
+    """The output layer starts at zero (the untrained model predicts 0): give it weights so parity means
+    something."""
+    torch.nn.init.normal_(model.final_layer.linear.weight, std=0.5)
+    return model.eval()
+
+
+@pytest.mark.parametrize(
+    ("preset", "grid"),
+    [("tiny", LatentGrid(2, 8, 14)), ("paper", LatentGrid(3, 4, 6))],  # paper: its full blocks, a small grid
+)
+def test_the_whole_denoiser_matches_with_mobile_attention(preset: str, grid: LatentGrid):
+    torch.manual_seed(0)
+    config = dataclasses.replace(get_preset(preset).denoiser, latent_channels=16)
+    model = _random_output_layer(MobileI2VDenoiser(config))
+    latents = torch.randn(1, 16, grid.frames, grid.height, grid.width)
+    timesteps, motion = torch.tensor([[0.0] + [0.7] * (grid.frames - 1)]), torch.tensor([2.0])
+    parameters = sum(p.numel() for p in model.parameters())
+    with torch.no_grad():
+        expected = model(latents, timesteps, motion)
+        use_mobile_attention(model, grid)
+        mobile = model(latents, timesteps, motion)
+    assert sum(p.numel() for p in model.parameters()) == parameters  # shared, not copied
+    assert expected.abs().max() > 0.1
+    assert (mobile - expected).abs().max() <= 1e-4
+    assert all(type(b.attn).__name__.startswith("Mobile") for b in model.blocks)
