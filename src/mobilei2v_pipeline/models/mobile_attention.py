@@ -5,8 +5,8 @@ every projection is a 1x1 convolution; heads run one after another on channel sl
 reshape; the RoPE tables are constants of the static export grid, laid out (d, 1, S) so rotation is two
 multiplies and a channel swap, with no gather; the products are einsums; there is no fused SDPA op.
 
-`use_mobile_attention` swaps them into a trained denoiser for one grid; each mobile module keeps a reference to
-the module it replaces, so the parameters are shared, not copied.
+`use_mobile_attention` swaps them into a trained denoiser for one grid; each mobile module keeps a reference
+to the module it replaces, so the parameters are shared, not copied.
 """
 
 from __future__ import annotations
