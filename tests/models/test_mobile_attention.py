@@ -15,6 +15,7 @@ from mobilei2v_pipeline.models.mobile_attention import (
     MobileSoftmaxAttention,
     use_mobile_attention,
 )
+from mobilei2v_pipeline.models.mobile_denoiser import MobileDenoiser
 from mobilei2v_pipeline.models.rope import rope_tables
 
 
@@ -63,3 +64,19 @@ def test_the_whole_denoiser_matches_with_mobile_attention(preset: str, grid: Lat
     assert expected.abs().max() > 0.1
     assert (mobile - expected).abs().max() <= 1e-4
     assert all(type(b.attn).__name__.startswith("Mobile") for b in model.blocks)
+
+
+@pytest.mark.parametrize(
+    ("preset", "grid"),
+    [("tiny", LatentGrid(2, 8, 14)), ("paper", LatentGrid(3, 4, 6))],
+)
+def test_the_channels_first_denoiser_matches(preset: str, grid: LatentGrid):
+    torch.manual_seed(0)
+    config = dataclasses.replace(get_preset(preset).denoiser, latent_channels=16)
+    model = _random_output_layer(MobileI2VDenoiser(config))
+    latents = torch.randn(2, 16, grid.frames, grid.height, grid.width)
+    timesteps, motion = torch.rand(2, grid.frames), torch.tensor([2.0, 6.0])
+    with torch.no_grad():
+        expected = model(latents, timesteps, motion)
+        mobile = MobileDenoiser(model, grid)(latents, timesteps, motion)
+    assert (mobile - expected).abs().max() <= 1e-4

@@ -1,0 +1,90 @@
+"""The whole denoiser in its export form: every activation of the token path is (B, C, 1, S), channels-first.
+
+Latents (B, C, T, H, W) are already channels-first with time-major cells, so they become (B, C, 1, S) by a
+view; the patch embedding, the attention projections, the Mix-FFN's pointwise layers and the output layer are
+1x1 convolutions; the per-frame modulation broadcasts over a (B, C, T, H * W) view; the Mix-FFN's per-frame 3x3
+depthwise convolution is a (1, 3, 3) depthwise Conv3d on a (B, C, T, H, W) view. So the heavy path has views but
+no transposes. Only the small condition embeddings (B, T, 6, C) are permuted. Weights are the trained model's,
+shared (`MobileDenoiser` holds the model; `use_mobile_attention` swaps its attention modules).
+"""
+
+from __future__ import annotations
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from mobilei2v_pipeline.models.config import LatentGrid
+from mobilei2v_pipeline.models.denoiser import DenoiserBlock, MobileI2VDenoiser
+from mobilei2v_pipeline.models.mobile_attention import use_mobile_attention
+
+
+def _layer_norm(x: torch.Tensor, eps: float) -> torch.Tensor:
+    """LayerNorm without affine over the channels of (B, C, ...)."""
+    mean = x.mean(dim=1, keepdim=True)
+    centred = x - mean
+    return centred * torch.rsqrt(centred.pow(2).mean(dim=1, keepdim=True) + eps)
+
+
+def _conv1x1(x: torch.Tensor, linear: nn.Linear) -> torch.Tensor:
+    return F.conv2d(x, linear.weight[:, :, None, None], linear.bias)
+
+
+def _per_frame(table: torch.Tensor) -> list[torch.Tensor]:
+    """(B, T, k, C) -> k tensors (B, C, T, 1) that broadcast over a (B, C, T, H * W) view."""
+    return list(table.permute(0, 2, 3, 1).unsqueeze(-1).unbind(1))
+
+
+class MobileDenoiser(nn.Module):
+    """`MobileI2VDenoiser` for one static grid, in the export layout; same inputs and outputs."""
+
+    def __init__(self, model: MobileI2VDenoiser, grid: LatentGrid):
+        super().__init__()
+        self.model = use_mobile_attention(model, grid)
+        self.grid = grid
+
+    def forward(self, latents: torch.Tensor, timesteps: torch.Tensor, motion: torch.Tensor) -> torch.Tensor:
+        model, grid = self.model, self.grid
+        batch, channels = latents.shape[:2]
+        frames, cells = grid.frames, grid.height * grid.width
+        if timesteps.ndim == 1:
+            timesteps = timesteps.unsqueeze(1).expand(batch, frames)
+        timestep_embedding, modulation = model.timestep_embedder(timesteps)  # (B, T, C), (B, T, 6, C)
+        modulation = modulation + model.motion_embedder(motion)[1].unsqueeze(1)
+        x = _conv1x1(latents.reshape(batch, channels, 1, frames * cells), model.patch_embed)
+        for block in model.blocks:
+            x = self._block(block, x, modulation + block.scale_shift_table)
+        final = model.final_layer
+        shift, scale = _per_frame(timestep_embedding.unsqueeze(2) + final.scale_shift_table)
+        h = self._modulate(_layer_norm(x, final.norm.eps), shift, scale)
+        out = _conv1x1(h, final.linear)
+        return out.view(batch, -1, frames, grid.height, grid.width)
+
+    def _modulate(self, x: torch.Tensor, shift: torch.Tensor, scale: torch.Tensor) -> torch.Tensor:
+        """Per-frame modulation of (B, C, 1, S), through a (B, C, T, H * W) view."""
+        frames = x.view(x.shape[0], x.shape[1], self.grid.frames, -1)
+        return (frames * (1 + scale) + shift).view_as(x)
+
+    def _gate(self, x: torch.Tensor, gate: torch.Tensor) -> torch.Tensor:
+        return (x.view(x.shape[0], x.shape[1], self.grid.frames, -1) * gate).view_as(x)
+
+    def _block(self, block: DenoiserBlock, x: torch.Tensor, modulation: torch.Tensor) -> torch.Tensor:
+        shift_a, scale_a, gate_a, shift_f, scale_f, gate_f = _per_frame(modulation)
+        h = self._modulate(_layer_norm(x, block.norm1.eps), shift_a, scale_a)
+        x = x + self._gate(block.attn.forward_4d(h), gate_a)
+        h = self._modulate(_layer_norm(x, block.norm2.eps), shift_f, scale_f)
+        return x + self._gate(self._ffn(block, h), gate_f)
+
+    def _ffn(self, block: DenoiserBlock, h: torch.Tensor) -> torch.Tensor:
+        ffn, grid = block.ffn, self.grid
+        y = F.silu(ffn.inverted_conv(h))  # 1x1 Conv2d on (B, C, 1, S)
+        depth = ffn.depth_conv
+        y = F.conv3d(
+            y.view(y.shape[0], y.shape[1], grid.frames, grid.height, grid.width),
+            depth.weight.unsqueeze(2),
+            depth.bias,
+            padding=(0, 1, 1),
+            groups=depth.groups,
+        ).view_as(y)
+        value, gate = y.chunk(2, dim=1)
+        return ffn.point_conv(value * F.silu(gate))
