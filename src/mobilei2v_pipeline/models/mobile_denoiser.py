@@ -1,11 +1,11 @@
-"""The whole denoiser in its export form: every activation of the token path is (B, C, 1, S), channels-first.
+"""The whole denoiser in its export form: every activation of the token path is (B, C, 1, S).
 
 Latents (B, C, T, H, W) are already channels-first with time-major cells, so they become (B, C, 1, S) by a
-view; the patch embedding, the attention projections, the Mix-FFN's pointwise layers and the output layer are
-1x1 convolutions; the per-frame modulation broadcasts over a (B, C, T, H * W) view; the Mix-FFN's per-frame 3x3
-depthwise convolution is a (1, 3, 3) depthwise Conv3d on a (B, C, T, H, W) view. So the heavy path has views but
-no transposes. Only the small condition embeddings (B, T, 6, C) are permuted. Weights are the trained model's,
-shared (`MobileDenoiser` holds the model; `use_mobile_attention` swaps its attention modules).
+view; the patch embedding, the attention projections, the Mix-FFN's pointwise layers and the output layer
+are 1x1 convolutions; the per-frame modulation broadcasts over a (B, C, T, H * W) view; the Mix-FFN's
+per-frame 3x3 depthwise convolution is a (1, 3, 3) depthwise Conv3d on a (B, C, T, H, W) view. So the heavy
+path has views but no transposes; only the small condition embeddings (B, T, 6, C) are permuted. Weights are
+the trained model's, shared (`MobileDenoiser` holds the model; `use_mobile_attention` swaps its attention).
 """
 
 from __future__ import annotations
