@@ -28,14 +28,12 @@ import argparse
 import json
 import math
 import os
-import platform
 import statistics
-import sys
 import time
 from pathlib import Path
 
 import torch
-from report import log, text_table
+from report import log, machine_info, text_table
 
 from mobilei2v_pipeline.atomic_write import atomic_write_bytes
 from mobilei2v_pipeline.models.attention import LinearAttention, SoftmaxAttention
@@ -188,14 +186,9 @@ def main(argv: list[str] | None = None) -> None:
             "repeats": args.repeats,
             "quick": args.quick,
         },
-        "machine": {
-            "cpu_count": os.cpu_count(),
-            "platform": platform.platform(),
-            "python": sys.version.split()[0],
-            "torch": torch.__version__,
-            "load_average_before": load_before,
-            "load_average_after": os.getloadavg(),
-        },
+        "machine": machine_info(
+            torch=torch.__version__, load_average_before=load_before, load_average_after=os.getloadavg()
+        ),
         "results": results,
     }
     atomic_write_bytes(args.output, (json.dumps(report, indent=2) + "\n").encode())

@@ -32,10 +32,7 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
-import platform
 import statistics
-import sys
 import time
 from dataclasses import asdict, dataclass
 from pathlib import Path
@@ -43,7 +40,7 @@ from pathlib import Path
 import av
 import cv2
 import numpy as np
-from report import log, text_table
+from report import log, machine_info, text_table
 
 from mobilei2v_pipeline.atomic_write import atomic_write_bytes
 from mobilei2v_pipeline.video.clip_scores import score_clip
@@ -265,21 +262,6 @@ def run_setting(name: str, spec: ClipSpec, videos: list[Video], repeats: int) ->
 # ---------------------------------------------------------------------------------------------- reporting
 
 
-def machine_info() -> dict:
-    return {
-        "cpu_count": os.cpu_count(),
-        "affinity_cpus": len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else None,
-        "platform": platform.platform(),
-        "processor": platform.processor() or platform.machine(),
-        "python": sys.version.split()[0],
-        "pyav": av.__version__,
-        "ffmpeg_libavcodec": ".".join(map(str, av.library_versions["libavcodec"])),
-        "opencv": cv2.__version__,
-        "opencv_threads": cv2.getNumThreads(),
-        "numpy": np.__version__,
-    }
-
-
 def input_report(videos: list[Video], specs: dict[str, ClipSpec]) -> list[dict]:
     rows = []
     for video in videos:
@@ -380,7 +362,13 @@ def main(argv: list[str] | None = None) -> None:
     report = {
         "benchmark": "curation",
         "created": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
-        "machine": machine_info(),
+        "machine": machine_info(
+            pyav=av.__version__,
+            ffmpeg_libavcodec=".".join(map(str, av.library_versions["libavcodec"])),
+            opencv=cv2.__version__,
+            opencv_threads=cv2.getNumThreads(),
+            numpy=np.__version__,
+        ),
         "inputs": {"settings": asdict(settings), "videos": inputs},
         "repeats": args.repeats,
         "results": results,

@@ -28,16 +28,14 @@ import argparse
 import gc
 import json
 import os
-import platform
 import statistics
-import sys
 import time
 from collections.abc import Callable
 from dataclasses import replace
 from pathlib import Path
 
 import torch
-from report import log, text_table
+from report import log, machine_info, text_table
 
 from mobilei2v_pipeline.atomic_write import atomic_write_bytes
 from mobilei2v_pipeline.models.config import PRESETS
@@ -198,14 +196,9 @@ def main(argv: list[str] | None = None) -> None:
             "warmup": args.warmup,
             "quick": args.quick,
         },
-        "machine": {
-            "cpu_count": os.cpu_count(),
-            "platform": platform.platform(),
-            "python": sys.version.split()[0],
-            "torch": torch.__version__,
-            "load_average_before": load_before,
-            "load_average_after": os.getloadavg(),
-        },
+        "machine": machine_info(
+            torch=torch.__version__, load_average_before=load_before, load_average_after=os.getloadavg()
+        ),
         "reference_gflop_per_s": peak,
         "reference_gflop_per_s_before_and_after": [before, after],
         "results": results,

@@ -1,7 +1,10 @@
-"""What every benchmark script shares: timestamped progress lines and plain-text tables."""
+"""What every benchmark script shares: timestamped progress lines, plain-text tables, the machine block."""
 
 from __future__ import annotations
 
+import os
+import platform
+import sys
 import time
 
 
@@ -19,3 +22,15 @@ def text_table(header: list[str], rows: list[list[str]], left_columns: int = 1) 
         )
         for line in [header, ["-" * w for w in widths], *rows]
     )
+
+
+def machine_info(**libraries: object) -> dict:
+    """The machine a JSON report was measured on, plus the versions and settings a benchmark names."""
+    return {
+        "cpu_count": os.cpu_count(),
+        "affinity_cpus": len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else None,
+        "platform": platform.platform(),
+        "processor": platform.processor() or platform.machine(),
+        "python": sys.version.split()[0],
+        **libraries,
+    }

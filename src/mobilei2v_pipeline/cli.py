@@ -93,16 +93,24 @@ def generate(
     )
 
 
+# The training node of each stage `mobilei2v train` knows: (pipeline, node). Kept here, not in train_stage.py,
+# so `mobilei2v --help` need not import Kedro and MLflow.
+TRAINING_NODES = {
+    "autoencoder": ("autoencoder", "train_autoencoder"),
+    "teacher": ("teacher", "train_teacher"),
+    "distillation_stage1": ("distillation", "distill_stage1"),
+    "distillation_stage2": ("distillation", "distill_stage2"),
+}
+
+
 @main.command("train")
-@click.argument(
-    "stage", type=click.Choice(["autoencoder", "teacher", "distillation_stage1", "distillation_stage2"])
-)
+@click.argument("stage", type=click.Choice(list(TRAINING_NODES)))
 @click.option("--env", default=None, help="Kedro env (e.g. paper)")
 def train_command(stage: str, env: str | None) -> None:
     """Train one STAGE outside `kedro run`: the command to give `accelerate launch` on several machines."""
     from mobilei2v_pipeline.train_stage import run_training_node
 
-    saved = run_training_node(stage, env, Path.cwd())
+    saved = run_training_node(*TRAINING_NODES[stage], env, Path.cwd())
     if saved:
         click.echo(f"trained {stage}; saved {', '.join(saved)}")
 

@@ -17,19 +17,10 @@ from kedro.framework.startup import bootstrap_project
 from mobilei2v_pipeline.data_version import data_version
 from mobilei2v_pipeline.git_state import git_state
 
-# The training node of each stage `mobilei2v train` knows: (pipeline, node).
-TRAINING_NODES = {
-    "autoencoder": ("autoencoder", "train_autoencoder"),
-    "teacher": ("teacher", "train_teacher"),
-    "distillation_stage1": ("distillation", "distill_stage1"),
-    "distillation_stage2": ("distillation", "distill_stage2"),
-}
 
-
-def run_training_node(stage: str, env: str | None, root: Path) -> list[str]:
-    """Run the training node of `stage` (TRAINING_NODES); returns the outputs saved (on rank 0)."""
+def run_training_node(pipeline: str, name: str, env: str | None, root: Path) -> list[str]:
+    """Run the node `name` of `pipeline`; returns the outputs saved (on rank 0)."""
     bootstrap_project(root)
-    pipeline, name = TRAINING_NODES[stage]
     node = next((n for n in pipelines[pipeline].nodes if n.name == name), None)
     if node is None:
         raise click.ClickException(f"pipeline {pipeline!r} has no node {name}")

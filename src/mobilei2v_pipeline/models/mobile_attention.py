@@ -20,7 +20,7 @@ from mobilei2v_pipeline.models.config import LatentGrid
 from mobilei2v_pipeline.models.rope import rope_tables
 
 
-def _conv1x1(x: torch.Tensor, linear: nn.Linear) -> torch.Tensor:
+def linear_as_conv1x1(x: torch.Tensor, linear: nn.Linear) -> torch.Tensor:
     """A Linear's weights applied as a 1x1 convolution to (B, C, 1, S)."""
     return F.conv2d(x, linear.weight[:, :, None, None], linear.bias)
 
@@ -61,7 +61,7 @@ class MobileLinearAttention(_MobileAttention):
     def forward_4d(self, x: torch.Tensor) -> torch.Tensor:
         """(B, C, 1, S) -> (B, C, 1, S), float32 inside."""
         source = self.source
-        q, k, v = _conv1x1(x, source.qkv).float().chunk(3, dim=1)
+        q, k, v = linear_as_conv1x1(x, source.qkv).float().chunk(3, dim=1)
         q, k = _rms_norm(q, source.q_norm), _rms_norm(k, source.k_norm)
         outputs = []
         for q_h, k_h, v_h in zip(self._heads(q), self._heads(k), self._heads(v), strict=True):
@@ -70,7 +70,7 @@ class MobileLinearAttention(_MobileAttention):
             numerator = torch.einsum("bdis,bde->beis", _rotate(q_h, self.cos, self.sin), state)
             normaliser = torch.einsum("bdis,bd->bis", q_h, k_h.sum(dim=3).squeeze(2))
             outputs.append(numerator / (normaliser.unsqueeze(1) + source.eps))
-        return _conv1x1(torch.cat(outputs, dim=1).to(x.dtype), source.proj)
+        return linear_as_conv1x1(torch.cat(outputs, dim=1).to(x.dtype), source.proj)
 
 
 class MobileSoftmaxAttention(_MobileAttention):
@@ -78,13 +78,13 @@ class MobileSoftmaxAttention(_MobileAttention):
 
     def forward_4d(self, x: torch.Tensor) -> torch.Tensor:
         """(B, C, 1, S) -> (B, C, 1, S), float32 inside."""
-        q, k, v = _conv1x1(x, self.source.qkv).float().chunk(3, dim=1)
+        q, k, v = linear_as_conv1x1(x, self.source.qkv).float().chunk(3, dim=1)
         outputs = []
         for q_h, k_h, v_h in zip(self._heads(q), self._heads(k), self._heads(v), strict=True):
             q_h = _rotate(q_h, self.cos, self.sin) * self.head_dim**-0.5
             scores = torch.einsum("bdis,bdit->bst", q_h, _rotate(k_h, self.cos, self.sin))  # (B, S, S)
             outputs.append(torch.einsum("bst,bdit->bdis", scores.softmax(dim=-1), v_h))
-        return _conv1x1(torch.cat(outputs, dim=1).to(x.dtype), self.source.proj)
+        return linear_as_conv1x1(torch.cat(outputs, dim=1).to(x.dtype), self.source.proj)
 
 
 def use_mobile_attention(model: nn.Module, grid: LatentGrid) -> nn.Module:

@@ -16,7 +16,7 @@ from torch import nn
 
 from mobilei2v_pipeline.models.config import LatentGrid
 from mobilei2v_pipeline.models.denoiser import DenoiserBlock, MobileI2VDenoiser
-from mobilei2v_pipeline.models.mobile_attention import use_mobile_attention
+from mobilei2v_pipeline.models.mobile_attention import linear_as_conv1x1, use_mobile_attention
 
 
 def _layer_norm(x: torch.Tensor, eps: float) -> torch.Tensor:
@@ -24,10 +24,6 @@ def _layer_norm(x: torch.Tensor, eps: float) -> torch.Tensor:
     mean = x.mean(dim=1, keepdim=True)
     centred = x - mean
     return centred * torch.rsqrt(centred.pow(2).mean(dim=1, keepdim=True) + eps)
-
-
-def _conv1x1(x: torch.Tensor, linear: nn.Linear) -> torch.Tensor:
-    return F.conv2d(x, linear.weight[:, :, None, None], linear.bias)
 
 
 def _per_frame(table: torch.Tensor) -> list[torch.Tensor]:
@@ -51,13 +47,13 @@ class MobileDenoiser(nn.Module):
             timesteps = timesteps.unsqueeze(1).expand(batch, frames)
         timestep_embedding, modulation = model.timestep_embedder(timesteps)  # (B, T, C), (B, T, 6, C)
         modulation = modulation + model.motion_embedder(motion)[1].unsqueeze(1)
-        x = _conv1x1(latents.reshape(batch, channels, 1, frames * cells), model.patch_embed)
+        x = linear_as_conv1x1(latents.reshape(batch, channels, 1, frames * cells), model.patch_embed)
         for block in model.blocks:
             x = self._block(block, x, modulation + block.scale_shift_table)
         final = model.final_layer
         shift, scale = _per_frame(timestep_embedding.unsqueeze(2) + final.scale_shift_table)
         h = self._modulate(_layer_norm(x, final.norm.eps), shift, scale)
-        out = _conv1x1(h, final.linear)
+        out = linear_as_conv1x1(h, final.linear)
         return out.view(batch, -1, frames, grid.height, grid.width)
 
     def _modulate(self, x: torch.Tensor, shift: torch.Tensor, scale: torch.Tensor) -> torch.Tensor:

@@ -376,6 +376,8 @@ def _save_checkpoint(
     final = checkpoint_dir / f"{CHECKPOINT_PREFIX}{state['step']:07d}"
     partial = checkpoint_dir / f".partial-{state['step']:07d}"
     accelerator.save_state(str(partial))
+    # Every rank writes its own random states into `partial`: rename it only once all have finished.
+    accelerator.wait_for_everyone()
     if accelerator.is_main_process:
         (partial / STATE_FILE).write_text(json.dumps(state))
         shutil.rmtree(final, ignore_errors=True)

@@ -56,6 +56,7 @@ def test_fvd_reads_features_from_a_local_torchscript_model(tmp_path):
     path = tmp_path / "i3d.pt"
     torch.jit.script(_MeanColour()).save(str(path))
     videos = np.stack([_video(seed) for seed in range(6)])
-    assert fvd.frechet_video_distance(videos, videos, str(path)) == pytest.approx(0.0, abs=1e-4)
+    distance = fvd.FrechetVideoDistance(str(path), videos)
+    assert distance(videos) == pytest.approx(0.0, abs=1e-4)
     dark = (videos // 4).astype(np.uint8)
-    assert fvd.frechet_video_distance(dark, videos, str(path)) > 0.1
+    assert distance(dark) > 0.1

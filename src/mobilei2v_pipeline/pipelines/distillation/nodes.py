@@ -27,26 +27,25 @@ def make_teacher_trajectories(
     latent_stats: dict[str, list[float]],
     teacher_sampling: dict[str, float],
     distillation: dict[str, Any],
-) -> dict[str, Any]:
+) -> tuple[dict[str, Any], dict[str, float]]:
     """The teacher's N-step samples from fixed noises, with its states at the student's times: train clips
-    for stage 1 and the anchor of stage 2, a few val clips for both stages' validation."""
+    for stage 1 and the anchor of stage 2, a few val clips for both stages' validation. Returns them and
+    their figures; the wall time goes only into the figures, so the trajectories file (a DVC out that
+    both stages depend on) is the same bytes on every run."""
     teacher = load_denoiser(teacher_model)
     settings = distillation["trajectories"]
     steps, shift = int(teacher_sampling["steps"]), float(teacher_sampling["shift"])
-    made = {}
+    clips = {
+        "train": latent_clips(clip_latents, latent_table, latent_stats, "train"),
+        "val": latent_clips(clip_latents, latent_table, latent_stats, "val").head(settings["val_clips"]),
+    }
+    seeds = {"train": settings["seeds_per_clip"], "val": settings["val_seeds_per_clip"]}
     started = time.perf_counter()
-    for split, clips, seeds in (
-        ("train", latent_clips(clip_latents, latent_table, latent_stats, "train"), "seeds_per_clip"),
-        (
-            "val",
-            latent_clips(clip_latents, latent_table, latent_stats, "val").head(settings["val_clips"]),
-            "val_seeds_per_clip",
-        ),
-    ):
-        made[split] = teacher_trajectories(
+    made = {
+        split: teacher_trajectories(
             teacher,
-            clips,
-            settings[seeds],
+            clips[split],
+            seeds[split],
             steps,
             distillation["student_steps"],
             shift,
@@ -54,33 +53,31 @@ def make_teacher_trajectories(
             motion_range=settings["motion_range"],
             batch_size=settings["batch_size"],
         ).to_dict()
-    elapsed = time.perf_counter() - started
-    return {**made, "teacher_steps": steps, "shift": shift, "seconds": elapsed}
-
-
-def summarize_trajectories(trajectories: dict[str, Any]) -> dict[str, float]:
-    return {
-        "trajectories_train": len(trajectories["train"]["states"]),
-        "trajectories_val": len(trajectories["val"]["states"]),
-        "trajectories_teacher_steps": trajectories["teacher_steps"],
-        "trajectories_seconds": trajectories["seconds"],
+        for split in ("train", "val")
     }
+    figures = {
+        "trajectories_train": len(made["train"]["states"]),
+        "trajectories_val": len(made["val"]["states"]),
+        "trajectories_teacher_steps": steps,
+        "trajectories_seconds": time.perf_counter() - started,
+    }
+    return {**made, "teacher_steps": steps, "shift": shift}, figures
 
 
 def _task_inputs(
     teacher_model, trajectories, clip_latents, latent_table, latent_stats, vae, stage: dict[str, Any]
-) -> tuple:
-    val_clips = latent_clips(clip_latents, latent_table, latent_stats, "val")
-    return (
-        teacher_model,
-        Trajectories(**trajectories["train"]),
-        Trajectories(**trajectories["val"]),
-        val_clips.head(2),
-        trajectories["shift"],
-        vae.eval(),
-        latent_stats,
-        {k: v for k, v in stage.items() if k not in {"training", "checkpoint_dir"}},
-    )
+) -> dict[str, Any]:
+    """The keyword arguments both stages' tasks share."""
+    return {
+        "teacher_file": teacher_model,
+        "train": Trajectories(**trajectories["train"]),
+        "val": Trajectories(**trajectories["val"]),
+        "val_clips": latent_clips(clip_latents, latent_table, latent_stats, "val").head(2),
+        "shift": trajectories["shift"],
+        "vae": vae.eval(),
+        "stats": latent_stats,
+        "settings": {k: v for k, v in stage.items() if k not in {"training", "checkpoint_dir"}},
+    }
 
 
 def distill_stage1(
@@ -95,7 +92,7 @@ def distill_stage1(
     """Stage 1: the few-step student, a copy of the teacher trained on its trajectories' segments."""
     stage = distillation["stage1"]
     task = TrajectoryRegressionTask(
-        *_task_inputs(
+        **_task_inputs(
             teacher_model, teacher_trajectories, clip_latents, latent_table, latent_stats, vae, stage
         )
     )
@@ -126,7 +123,7 @@ def distill_stage2(
     task = DistributionMatchingTask(
         student1_model,
         latent_clips(clip_latents, latent_table, latent_stats, "train"),
-        *_task_inputs(
+        **_task_inputs(
             teacher_model, teacher_trajectories, clip_latents, latent_table, latent_stats, vae, stage
         ),
     )

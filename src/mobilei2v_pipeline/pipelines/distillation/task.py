@@ -185,8 +185,8 @@ class _StudentTask:
 
 
 def copy_of(model_file: dict[str, Any]) -> MobileI2VDenoiser:
-    """A trainable denoiser with a saved model's weights."""
-    return load_denoiser(copy.deepcopy(model_file)).train()
+    """A trainable denoiser with a saved model's weights (load_state_dict copies them: no aliasing)."""
+    return load_denoiser(model_file).train()
 
 
 class TrajectoryRegressionTask(_StudentTask):
@@ -194,9 +194,9 @@ class TrajectoryRegressionTask(_StudentTask):
 
     name = "distillation_stage1"
 
-    def __init__(self, *args, **kwargs):
-        super().__init__(*args, **kwargs)
-        self.sample_steps = len(self.train_trajectories.times) - 1
+    @property
+    def sample_steps(self) -> int:
+        return len(self.train_trajectories.times) - 1
 
     def build_model(self) -> nn.Module:
         return copy_of(self.teacher_file)

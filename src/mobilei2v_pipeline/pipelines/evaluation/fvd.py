@@ -31,6 +31,12 @@ def frechet_distance(a: np.ndarray, b: np.ndarray) -> float:
     return float(((mu_a - mu_b) ** 2).sum() + np.trace(cov_a + cov_b - 2 * root.real))
 
 
-def frechet_video_distance(generated: np.ndarray, real: np.ndarray, i3d_path: str) -> float:
-    model = torch.jit.load(i3d_path, map_location="cpu").eval()
-    return frechet_distance(i3d_features(generated, model), i3d_features(real, model))
+class FrechetVideoDistance:
+    """FVD against a fixed set of real videos: the I3D is loaded and the real features computed once."""
+
+    def __init__(self, i3d_path: str, real: np.ndarray):
+        self.model = torch.jit.load(i3d_path, map_location="cpu").eval()
+        self.real_features = i3d_features(real, self.model)
+
+    def __call__(self, generated: np.ndarray) -> float:
+        return frechet_distance(i3d_features(generated, self.model), self.real_features)

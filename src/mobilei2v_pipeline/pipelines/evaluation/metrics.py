@@ -10,6 +10,8 @@ import pandas as pd
 import torch
 import torch.nn.functional as F
 
+from mobilei2v_pipeline.models import autoencoder as ae
+
 
 def _unit(video: np.ndarray) -> torch.Tensor:
     """uint8 (T, H, W, 3) -> float (T, 3, H, W) in [0, 1]."""
@@ -18,8 +20,7 @@ def _unit(video: np.ndarray) -> torch.Tensor:
 
 def video_psnr(video: np.ndarray, reference: np.ndarray) -> float:
     """PSNR in dB over all frames and channels; inf for identical videos."""
-    mse = float((_unit(video) - _unit(reference)).pow(2).mean())
-    return float("inf") if mse == 0 else float(10 * np.log10(1.0 / mse))
+    return ae.psnr(_unit(video)[None], _unit(reference)[None], data_range=1.0)
 
 
 def _gaussian_window(size: int = 11, sigma: float = 1.5) -> torch.Tensor:

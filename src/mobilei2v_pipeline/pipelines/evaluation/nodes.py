@@ -19,7 +19,7 @@ from mobilei2v_pipeline.models.flow import euler_sample
 from mobilei2v_pipeline.models.i2v import load_denoiser
 from mobilei2v_pipeline.models.light_autoencoder import LightAutoencoder, load_light_autoencoder
 from mobilei2v_pipeline.pipelines.evaluation import metrics
-from mobilei2v_pipeline.pipelines.evaluation.fvd import frechet_video_distance
+from mobilei2v_pipeline.pipelines.evaluation.fvd import FrechetVideoDistance
 from mobilei2v_pipeline.video.clip_scores import motion_score
 
 REFERENCE = "teacher"  # rows are scored against this model at its full step count
@@ -186,9 +186,10 @@ def evaluation_table(
     """One row per (model, steps): agreement with the teacher at N, first-frame fidelity, motion
     adherence, temporal smoothness against the data's, latency split into its parts, FVD or why not."""
     table = examples["table"]
-    reference = generated["rows"][f"{REFERENCE}_{generated['teacher_steps']}step"]["videos"]
+    reference_row = f"{REFERENCE}_{generated['teacher_steps']}step"
+    reference = generated["rows"][reference_row]["videos"]
     data_jitter = float(np.mean([metrics.temporal_jitter(c) for c in examples["reference_clips"]]))
-    fvd_path = evaluation["fvd"]["i3d_path"]
+    fvd = _fvd_scorer(evaluation["fvd"]["i3d_path"], examples["reference_clips"])
     records = []
     for name, row in generated["rows"].items():
         videos = row["videos"]
@@ -200,6 +201,7 @@ def evaluation_table(
             for v, image in zip(videos, examples["images"], strict=True)
         ]
         measured = np.array([motion_score(v) for v in videos])
+        jitter = float(np.mean([metrics.temporal_jitter(v) for v in videos]))
         seconds = 1000 * row["seconds"].median()
         latency_ms = float(seconds["encoder"] + seconds["denoiser"] + seconds["decoder"])
         light_ms = float(seconds["light_encoder"] + seconds["denoiser"] + seconds["light_decoder"])
@@ -215,9 +217,8 @@ def evaluation_table(
                 "motion_measured": float(measured.mean()),
                 "motion_error": float(np.abs(measured - table["motion"].to_numpy()).mean()),
                 "motion_rank_corr": metrics.rank_correlation(table["motion"].to_numpy(), measured),
-                "temporal_jitter": float(np.mean([metrics.temporal_jitter(v) for v in videos])),
-                "smoothness_vs_data": float(np.mean([metrics.temporal_jitter(v) for v in videos]))
-                / data_jitter,
+                "temporal_jitter": jitter,
+                "smoothness_vs_data": jitter / data_jitter,
                 "encoder_ms": float(seconds["encoder"]),
                 "denoiser_ms": float(seconds["denoiser"]),
                 "decoder_ms": float(seconds["decoder"]),
@@ -228,62 +229,74 @@ def evaluation_table(
                 "light_latency_ms": light_ms,
                 "light_per_frame_ms": light_ms / videos.shape[1],
                 "light_psnr_vs_vae": float(np.mean(light_fidelity)),
-                **_fvd(videos, examples["reference_clips"], fvd_path),
+                **fvd(videos),
             }
         )
     result = pd.DataFrame(records)
-    reference_latency = result.loc[result["row"] == _reference_row(generated), "latency_ms"].iloc[0]
-    result["speedup_vs_teacher"] = reference_latency / result["latency_ms"]
-    reference_light = result.loc[result["row"] == _reference_row(generated), "light_latency_ms"].iloc[0]
-    result["light_speedup_vs_teacher"] = reference_light / result["light_latency_ms"]
+    reference_latency = result.set_index("row").loc[reference_row]
+    result["speedup_vs_teacher"] = reference_latency["latency_ms"] / result["latency_ms"]
+    result["light_speedup_vs_teacher"] = reference_latency["light_latency_ms"] / result["light_latency_ms"]
     return result
 
 
-def _reference_row(generated: dict[str, Any]) -> str:
-    return f"{REFERENCE}_{generated['teacher_steps']}step"
-
-
-def _fvd(videos: np.ndarray, real: np.ndarray, i3d_path: str | None) -> dict[str, Any]:
+def _fvd_scorer(i3d_path: str | None, real: np.ndarray) -> Callable[[np.ndarray], dict[str, Any]]:
+    """FVD of a row's videos against the real clips (the I3D and the real features are made once), or a
+    note saying why it was skipped."""
     if not i3d_path:
-        return {"fvd": float("nan"), "fvd_note": "skipped: no local I3D weights (evaluation.fvd.i3d_path)"}
+        note = {"fvd": float("nan"), "fvd_note": "skipped: no local I3D weights (evaluation.fvd.i3d_path)"}
+        return lambda videos: note
     if not Path(i3d_path).is_file():
         raise FileNotFoundError(
             f"evaluation.fvd.i3d_path {i3d_path} does not exist; nothing is downloaded: put a TorchScript "
             "I3D there or set it to null to skip FVD"
         )
-    return {"fvd": frechet_video_distance(videos, real, i3d_path), "fvd_note": f"I3D: {i3d_path}"}
+    distance = FrechetVideoDistance(i3d_path, real)
+    return lambda videos: {"fvd": distance(videos), "fvd_note": f"I3D: {i3d_path}"}
+
+
+# The figures of every row that go into evaluation.json as <row>_<figure>.
+METRIC_COLUMNS = [
+    "psnr_vs_teacher",
+    "ssim_vs_teacher",
+    "first_frame_psnr",
+    "motion_error",
+    "motion_rank_corr",
+    "smoothness_vs_data",
+    "latency_ms",
+    "denoiser_ms",
+    "decoder_ms",
+    "per_frame_ms",
+    "speedup_vs_teacher",
+    "fvd",
+    "light_latency_ms",
+    "light_per_frame_ms",
+    "light_speedup_vs_teacher",
+    "light_psnr_vs_vae",
+]
 
 
 def evaluation_metrics(table: pd.DataFrame) -> dict[str, float]:
     """Flat, finite figures for `dvc metrics`: every row's quality and latency, and the headline ratios."""
     figures: dict[str, float] = {}
-    columns = ["psnr_vs_teacher", "ssim_vs_teacher", "first_frame_psnr", "motion_error", "motion_rank_corr"]
-    columns += ["smoothness_vs_data", "latency_ms", "denoiser_ms", "decoder_ms", "per_frame_ms"]
-    columns += [
-        "speedup_vs_teacher",
-        "fvd",
-        "light_latency_ms",
-        "light_per_frame_ms",
-        "light_speedup_vs_teacher",
-    ]
-    columns += ["light_psnr_vs_vae"]
     for record in table.to_dict("records"):
-        for column in columns:
-            value = record[column]
-            if np.isfinite(value):  # the reference row's agreement with itself is infinite
-                figures[f"{record['row']}_{column}"] = float(value)
+        for column in METRIC_COLUMNS:
+            if np.isfinite(record[column]):  # the reference row's agreement with itself is infinite
+                figures[f"{record['row']}_{column}"] = float(record[column])
     rows = table.set_index("row")
     student = rows.loc["student2_1step"]
+    reference = rows.loc[rows[rows["model"] == REFERENCE]["steps"].idxmax()]  # the teacher at N
     figures["speedup_teacher_vs_student2_1step"] = float(student["speedup_vs_teacher"])
-    # The denoiser's share alone: end to end, the encoder and decoder cost the same in every row.
-    reference = rows[rows["model"] == REFERENCE]["steps"].idxmax()
-    denoiser = rows.loc[reference, "denoiser_ms"] / student["denoiser_ms"]
-    figures["denoiser_speedup_teacher_vs_student2_1step"] = float(denoiser)
     figures["light_speedup_teacher_vs_student2_1step"] = float(student["light_speedup_vs_teacher"])
-    for student, steps in (("student1", 2), ("student2", 1)):
-        student_psnr = rows.loc[f"{student}_{steps}step", "psnr_vs_teacher"]
-        teacher_psnr = rows.loc[f"{REFERENCE}_{steps}step", "psnr_vs_teacher"]
-        figures[f"{student}_{steps}step_psnr_gain_db"] = float(student_psnr - teacher_psnr)
+    # The denoiser's share alone: end to end, the encoder and decoder cost the same in every row.
+    figures["denoiser_speedup_teacher_vs_student2_1step"] = float(
+        reference["denoiser_ms"] / student["denoiser_ms"]
+    )
+    for name, steps in (("student1", 2), ("student2", 1)):
+        gain = (
+            rows.loc[f"{name}_{steps}step", "psnr_vs_teacher"]
+            - rows.loc[f"{REFERENCE}_{steps}step", "psnr_vs_teacher"]
+        )
+        figures[f"{name}_{steps}step_psnr_gain_db"] = float(gain)
     return figures
 
 
