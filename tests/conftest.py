@@ -96,7 +96,7 @@ def init_dvc_repo(project: Path) -> Path:
 def _ignore_local_state(directory: str, names: list[str]) -> list[str]:
     ignored = {"__pycache__", ".ipynb_checkpoints", "*.egg-info"}
     if Path(directory).name == "local" and Path(directory).parent.name == "conf":
-        return [n for n in names if n not in (".gitkeep", "credentials.example.yml")]
+        return [n for n in names if n not in (".gitkeep", "example.credentials.yml")]
     return [n for n in names if n in ignored or n.endswith(".egg-info")]
 
 

@@ -41,11 +41,12 @@ def _stage_pipeline(stage: dict):
     return words[3], pipeline
 
 
-def _checkpoint_dirs(params) -> set[str]:
+def _param_dirs(params, key: str = "checkpoint_dir") -> set[str]:
+    """Every value of `key` in nested parameters: folders a stage writes outside the catalog."""
     if not isinstance(params, dict):
         return set()
-    found = {params["checkpoint_dir"]} if "checkpoint_dir" in params else set()
-    return found.union(*(_checkpoint_dirs(v) for v in params.values()))
+    found = {params[key]} if key in params else set()
+    return found.union(*(_param_dirs(v, key) for v in params.values()))
 
 
 def test_dvc_stages_match_the_kedro_catalog():
@@ -65,15 +66,19 @@ def test_dvc_stages_match_the_kedro_catalog():
         outs = _stage_paths(stage, "outs") | _stage_paths(stage, "metrics") | _stage_paths(stage, "plots")
         # Persisted outs are training checkpoint folders, named by a `checkpoint_dir` parameter.
         persisted = {
-            next(iter(o)) for o in stage["outs"] if isinstance(o, dict) and next(iter(o.values()))["persist"]
+            next(iter(o))
+            for o in stage.get("outs", [])
+            if isinstance(o, dict) and next(iter(o.values()))["persist"]
         }
-        assert persisted <= _checkpoint_dirs(params.get(pipeline_name))
+        assert persisted <= _param_dirs(params.get(pipeline_name))
+        # AI Hub's compiled models, profiles and logs: a folder named by an `artifacts_dir` parameter.
+        artifacts = _param_dirs(params.get(pipeline_name), "artifacts_dir")
         assert deps == inputs - outputs, f"stage {name}: deps differ from the pipeline's catalog inputs"
-        assert outs - persisted == outputs, f"stage {name}: outs differ from the pipeline's catalog outputs"
+        assert outs - persisted - artifacts == outputs, f"stage {name}: outs differ from the catalog outputs"
         assert f"data/08_reporting/{name}.json" in _stage_paths(stage, "metrics")
     # Every training's checkpoints are kept by some stage.
-    persisted = {next(iter(o)) for s in stages.values() for o in s["outs"] if isinstance(o, dict)}
-    assert persisted == _checkpoint_dirs(params)
+    persisted = {next(iter(o)) for s in stages.values() for o in s.get("outs", []) if isinstance(o, dict)}
+    assert persisted == _param_dirs(params)
 
 
 def _dvc(project: Path, *args: str) -> str:

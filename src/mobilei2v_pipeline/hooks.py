@@ -3,12 +3,14 @@
 from __future__ import annotations
 
 import logging
+import os
 import random
 from pathlib import Path
 from typing import Any
 
 import mlflow
 import numpy as np
+from kedro.config import MissingConfigException, OmegaConfigLoader
 from kedro.framework.hooks import hook_impl
 from kedro.io import DataCatalog
 
@@ -18,6 +20,14 @@ from mobilei2v_pipeline.git_state import git_state
 logger = logging.getLogger(__name__)
 
 
+def export_ai_hub_token(credentials: dict[str, Any]) -> None:
+    """Hand conf/local/credentials.yml's qai_hub.api_token to the profiling stage through the environment
+    (as QAI_HUB_API_TOKEN, unless that is set already), so it never becomes a parameter, a tag or a log."""
+    token = ((credentials or {}).get("qai_hub") or {}).get("api_token")
+    if token and not os.environ.get("QAI_HUB_API_TOKEN"):
+        os.environ["QAI_HUB_API_TOKEN"] = str(token)
+
+
 class RunTrackingHook:
     """Seeds the random generators, then tags kedro-mlflow's run with the commit, data version and env."""
 
@@ -25,6 +35,13 @@ class RunTrackingHook:
     def after_context_created(self, context) -> None:
         self._project_path = Path(context.project_path)
         self._env = context.env
+        # conf/local holds the user's secrets whatever the run's env (`--env smoke` reads base + smoke only).
+        local = OmegaConfigLoader(str(context.project_path / "conf"), base_env="base", default_run_env="local")
+        for loader in (context.config_loader, local):
+            try:
+                export_ai_hub_token(loader["credentials"])
+            except MissingConfigException:  # no credentials file there
+                pass
 
     @hook_impl(trylast=True)  # after kedro-mlflow's hook has started the run
     def before_pipeline_run(self, run_params: dict[str, Any], catalog: DataCatalog) -> None:

@@ -4,7 +4,17 @@ from kedro.framework.project import find_pipelines
 from kedro.pipeline import Pipeline
 
 # The order of the flow in DESIGN.md; a stage appears here once its pipeline exists.
-STAGES = ["data_curation", "autoencoder", "teacher", "distillation", "evaluation"]
+STAGES = [
+    "data_curation",
+    "autoencoder",
+    "teacher",
+    "distillation",
+    "evaluation",
+    "quantization",
+    "export",
+    "profiling",
+    "release",
+]
 
 
 def register_pipelines() -> dict[str, Pipeline]:

@@ -14,7 +14,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from mobilei2v_pipeline.models.config import LatentGrid
+from mobilei2v_pipeline.models.config import DenoiserConfig, LatentGrid
 from mobilei2v_pipeline.models.denoiser import DenoiserBlock, MobileI2VDenoiser
 from mobilei2v_pipeline.models.mobile_attention import linear_as_conv1x1, use_mobile_attention
 
@@ -84,3 +84,24 @@ class MobileDenoiser(nn.Module):
         ).view_as(y)
         value, gate = y.chunk(2, dim=1)
         return ffn.point_conv(value * F.silu(gate))
+
+
+@torch.no_grad()
+def mobile_parity(config: DenoiserConfig, grid: LatentGrid, seed: int = 0) -> dict[str, float]:
+    """Max abs difference between a random denoiser and its `MobileDenoiser` on the same weights and inputs
+    (fp32), with the output's scale. The output layer starts at zero, so it is given random weights first:
+    parity of an all-zero output would say nothing."""
+    torch.manual_seed(seed)
+    model = MobileI2VDenoiser(config)
+    nn.init.normal_(model.final_layer.linear.weight, std=0.5)
+    model.eval()
+    latents = torch.randn(1, config.latent_channels, grid.frames, grid.height, grid.width)
+    timesteps = torch.tensor([[0.0] + [0.7] * (grid.frames - 1)])
+    motion = torch.tensor([2.0])
+    expected = model(latents, timesteps, motion)
+    mobile = MobileDenoiser(model, grid)(latents, timesteps, motion)
+    return {
+        "max_abs_err": float((mobile - expected).abs().max()),
+        "output_max_abs": float(expected.abs().max()),
+        "tokens": grid.tokens,
+    }

@@ -1,0 +1,55 @@
+"""ONNX Runtime on this machine: sessions from in-memory models, runs on named numpy inputs, sizes."""
+
+from __future__ import annotations
+
+import time
+
+import numpy as np
+import onnx
+import onnxruntime as ort
+
+
+def session(
+    model: onnx.ModelProto, threads: int = 0, profile_prefix: str | None = None
+) -> ort.InferenceSession:
+    """A CPU session; `threads` 0 lets ONNX Runtime choose, `profile_prefix` turns its profiler on."""
+    options = ort.SessionOptions()
+    options.intra_op_num_threads = threads
+    options.log_severity_level = 3  # warnings about unused initializers are noise here
+    if profile_prefix:
+        options.enable_profiling = True
+        options.profile_file_prefix = profile_prefix
+    return ort.InferenceSession(model.SerializeToString(), options, providers=["CPUExecutionProvider"])
+
+
+def run(model: ort.InferenceSession, inputs: dict[str, np.ndarray]) -> np.ndarray:
+    """The first output for one set of named inputs (cast to the model's float inputs)."""
+    return model.run(None, {name: np.asarray(value, dtype=np.float32) for name, value in inputs.items()})[0]
+
+
+def size_mb(model: onnx.ModelProto) -> float:
+    return model.ByteSize() / 2**20
+
+
+def psnr_db(output: np.ndarray, reference: np.ndarray, peak: float | None = None) -> float:
+    """PSNR of `output` against `reference`; the peak defaults to the reference's value range (a video in
+    [-1, 1] passes 2)."""
+    reference = np.asarray(reference, dtype=np.float64)
+    mse = float(np.mean((np.asarray(output, dtype=np.float64) - reference) ** 2))
+    peak = peak or float(reference.max() - reference.min()) or 1.0
+    return float("inf") if mse == 0 else 10 * np.log10(peak**2 / mse)
+
+
+def time_runs(
+    model: ort.InferenceSession, inputs: dict[str, np.ndarray], repeats: int, warmup: int = 2
+) -> np.ndarray:
+    """Milliseconds of `repeats` runs on the same inputs, after `warmup` untimed ones."""
+    feed = {name: np.asarray(value, dtype=np.float32) for name, value in inputs.items()}
+    for _ in range(warmup):
+        model.run(None, feed)
+    times = []
+    for _ in range(repeats):
+        started = time.perf_counter()
+        model.run(None, feed)
+        times.append(1000 * (time.perf_counter() - started))
+    return np.array(times)

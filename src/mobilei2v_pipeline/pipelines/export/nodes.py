@@ -1,0 +1,180 @@
+"""Nodes of the export pipeline: real inputs from the val split, ONNX export, and the checks that the ONNX
+graphs compute what the torch models compute."""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import Callable
+from typing import Any
+
+import numpy as np
+import onnx
+import pandas as pd
+import torch
+
+from mobilei2v_pipeline import onnx_runtime
+from mobilei2v_pipeline.models import autoencoder as ae
+from mobilei2v_pipeline.models.config import DenoiserConfig, LatentGrid, get_preset
+from mobilei2v_pipeline.models.flow import frame_timesteps, noisy_latents
+from mobilei2v_pipeline.models.i2v import load_denoiser
+from mobilei2v_pipeline.models.light_autoencoder import load_light_autoencoder
+from mobilei2v_pipeline.models.mobile_denoiser import mobile_parity
+from mobilei2v_pipeline.pipelines.export.graphs import INPUTS, OUTPUTS, export_graphs
+
+logger = logging.getLogger(__name__)
+
+
+def export_samples(
+    latent_table: pd.DataFrame,
+    clip_latents: np.ndarray,
+    curated_clip_frames: dict[str, Callable[[], np.ndarray]],
+    latent_stats: dict[str, list[float]],
+    export: dict[str, Any],
+) -> dict[str, dict[str, np.ndarray]]:
+    """Real inputs of every graph from the first val clips, one sample per clip (axis 0): the denoiser at
+    noise levels spread over (0, 1] with the clip's motion score, the decoders on the clip's latents, the
+    encoders on its first frame."""
+    rows = np.flatnonzero(latent_table["split"].to_numpy() == "val")[: export["samples"]]
+    if not len(rows):
+        raise ValueError("export needs val clips; the latent table has none")
+    val = latent_table.iloc[rows]
+    latents = ae.normalize(torch.as_tensor(clip_latents[rows]), latent_stats)
+    generator = torch.Generator().manual_seed(export["seed"])
+    t = torch.linspace(1.0, 0.25, len(val))
+    noisy = noisy_latents(latents, torch.randn(latents.shape, generator=generator), t)
+    images = np.stack([np.asarray(curated_clip_frames[clip]())[0] for clip in val["clip_id"]])
+    image = ae.to_model_range(images[:, None])[:, :, 0].numpy()  # (N, 3, H, W)
+    motion = val["motion_score"].to_numpy(np.float32)
+    return {
+        "denoiser": {
+            "latents": noisy.numpy(),
+            "timesteps": frame_timesteps(t, latents.shape[2]).numpy(),
+            "motion": motion,
+        },
+        "decoder": {"latents": latents.numpy()},
+        "light_decoder": {"latents": latents.numpy()},
+        "encoder": {"image": image},
+        "light_encoder": {"image": image},
+    }
+
+
+def sample(inputs: dict[str, np.ndarray], i: int) -> dict[str, np.ndarray]:
+    """Sample i of a graph's inputs, as a batch of one."""
+    return {name: value[i : i + 1] for name, value in inputs.items()}
+
+
+@torch.no_grad()
+def export_to_onnx(
+    student2_model: dict[str, Any],
+    vae: torch.nn.Module,
+    light_autoencoder: dict[str, Any],
+    latent_stats: dict[str, list[float]],
+    samples: dict[str, dict[str, np.ndarray]],
+    export: dict[str, Any],
+) -> tuple[dict[str, onnx.ModelProto], dict[str, np.ndarray], pd.DataFrame]:
+    """Every graph as fp32 ONNX at the samples' static shapes, the torch outputs on every sample (the
+    reference the ONNX graphs, the quantized ones and AI Hub's are compared with), and export times."""
+    video = samples["encoder"]["image"].shape[-2:]
+    latents = samples["denoiser"]["latents"]
+    graphs = export_graphs(
+        load_denoiser(student2_model),
+        vae.eval(),
+        load_light_autoencoder(light_autoencoder),
+        latent_stats,
+        LatentGrid(*latents.shape[2:]),
+        *video,
+    )
+    models, references, rows = {}, {}, []
+    for name, graph in graphs.items():
+        started = time.perf_counter()
+        models[name] = _to_onnx(graph, name, sample(samples[name], 0), export["opset"])
+        rows.append({"graph": name, "export_s": time.perf_counter() - started})
+        references[name] = np.concatenate(
+            [
+                graph(*(torch.as_tensor(v) for v in sample(samples[name], i).values())).numpy()
+                for i in range(len(latents))
+            ]
+        )
+        logger.info("Exported %s to ONNX in %.1f s", name, rows[-1]["export_s"])
+    return models, references, pd.DataFrame(rows)
+
+
+def _to_onnx(graph: torch.nn.Module, name: str, inputs: dict[str, np.ndarray], opset: int) -> onnx.ModelProto:
+    program = torch.onnx.export(
+        graph,
+        tuple(torch.as_tensor(inputs[n]) for n in INPUTS[name]),
+        input_names=INPUTS[name],
+        output_names=[OUTPUTS[name]],
+        opset_version=opset,
+        dynamo=True,
+        verbose=False,
+    )
+    model = program.model_proto
+    model.doc_string = f"mobilei2v {name}, static shapes { ({n: list(v.shape) for n, v in inputs.items()}) }"
+    onnx.checker.check_model(model, full_check=True)
+    return model
+
+
+def check_onnx_models(
+    onnx_models: dict[str, Callable[[], onnx.ModelProto]],
+    samples: dict[str, dict[str, np.ndarray]],
+    torch_outputs: dict[str, np.ndarray],
+    export_times: pd.DataFrame,
+) -> pd.DataFrame:
+    """Per graph: opset, ONNX Runtime's output against torch's on every sample (max abs error, PSNR), size,
+    the op types it uses (the mobile forms must have no fused attention and few transposes)."""
+    rows = []
+    for name, load in sorted(onnx_models.items()):
+        model = load()
+        onnx.checker.check_model(model)
+        session = onnx_runtime.session(model)
+        count = len(next(iter(samples[name].values())))
+        outputs = np.concatenate([onnx_runtime.run(session, sample(samples[name], i)) for i in range(count)])
+        ops = pd.Series([n.op_type for n in model.graph.node]).value_counts()
+        rows.append(
+            {
+                "graph": name,
+                "opset": max(o.version for o in model.opset_import if o.domain in ("", "ai.onnx")),
+                "inputs": ", ".join(f"{i.name}{_shape(i)}" for i in model.graph.input),
+                "parity_max_abs_err": float(np.abs(outputs - torch_outputs[name]).max()),
+                "psnr_db": onnx_runtime.psnr_db(outputs, torch_outputs[name]),
+                "fp32_size_mb": onnx_runtime.size_mb(model),
+                "nodes": len(model.graph.node),
+                "transposes": int(ops.get("Transpose", 0)),
+                "attention_ops": int(ops.get("Attention", 0) + ops.get("MultiHeadAttention", 0)),
+                "checker": "passed",
+            }
+        )
+    return pd.DataFrame(rows).merge(export_times, on="graph")
+
+
+def _shape(value: onnx.ValueInfoProto) -> list[int]:
+    return [d.dim_value for d in value.type.tensor_type.shape.dim]
+
+
+def mobile_attention_parity(presets: dict[str, list[int] | None]) -> pd.DataFrame:
+    """Whole-denoiser parity of the mobile forms on random weights, per preset, at the preset's own latent
+    grid or at the grid given (frames, height, width)."""
+    rows = []
+    for name, grid in presets.items():
+        preset = get_preset(name)
+        config: DenoiserConfig = preset.denoiser
+        result = mobile_parity(config, LatentGrid(*grid) if grid else preset.latent_grid)
+        rows.append({"preset": name, **result})
+        logger.info("Mobile attention parity, %s preset: %.2e", name, result["max_abs_err"])
+    return pd.DataFrame(rows)
+
+
+def export_metrics(export_table: pd.DataFrame, parity: pd.DataFrame) -> dict[str, float]:
+    """Flat figures for `dvc metrics`: every graph's parity, PSNR and size, and the mobile attention's
+    parity per preset (`mobile_attention_max_abs_err` is the worst of them)."""
+    figures = {}
+    for row in export_table.to_dict("records"):
+        for column in ("parity_max_abs_err", "psnr_db", "fp32_size_mb", "opset"):
+            figures[f"{row['graph']}_{column}"] = float(row[column])
+    figures["parity_max_abs_err"] = float(export_table["parity_max_abs_err"].max())
+    for row in parity.to_dict("records"):
+        figures[f"mobile_attention_{row['preset']}_max_abs_err"] = float(row["max_abs_err"])
+    figures["mobile_attention_max_abs_err"] = float(parity["max_abs_err"].max())
+    return figures

@@ -1,0 +1,150 @@
+"""Nodes of the profiling pipeline: every exported graph in ONNX Runtime on this machine, and the configured
+ones on Snapdragon devices through Qualcomm AI Hub when a token is configured."""
+
+from __future__ import annotations
+
+import logging
+import tempfile
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import onnx
+import pandas as pd
+from matplotlib.figure import Figure
+
+from mobilei2v_pipeline import onnx_runtime
+from mobilei2v_pipeline.atomic_write import atomic_write_bytes
+from mobilei2v_pipeline.pipelines.profiling import ai_hub
+from mobilei2v_pipeline.pipelines.profiling.onnxruntime import profile_graph
+from mobilei2v_pipeline.text import slug
+
+logger = logging.getLogger(__name__)
+
+
+def model_files(
+    onnx_models: dict[str, Callable[[], onnx.ModelProto]],
+    quantized_models: dict[str, Callable[[], onnx.ModelProto]],
+) -> dict[str, Callable[[], onnx.ModelProto]]:
+    """Every exported graph as "<precision>/<graph>": the fp32 export and the quantized ones."""
+    return {f"fp32/{name}": load for name, load in onnx_models.items()} | dict(quantized_models)
+
+
+def profile_onnxruntime(
+    onnx_models: dict[str, Callable[[], onnx.ModelProto]],
+    quantized_models: dict[str, Callable[[], onnx.ModelProto]],
+    export_samples: dict[str, dict[str, np.ndarray]],
+    onnxruntime: dict[str, Any],
+) -> tuple[pd.DataFrame, pd.DataFrame, dict[str, dict[str, np.ndarray]]]:
+    """Per precision and graph, on the first export sample: latency (median, p90), peak memory; the
+    operators the time goes to (top `top_operators` of each); each graph's outputs on every sample (what
+    AI Hub's inference jobs are compared with)."""
+    rows, operators, outputs = [], [], {}
+    for key, load in sorted(model_files(onnx_models, quantized_models).items()):
+        precision, graph = key.split("/")
+        samples = export_samples[graph]
+        model = load()
+        figures, ops, output = profile_graph(model, {k: v[:1] for k, v in samples.items()}, onnxruntime)
+        rows.append({"precision": precision, "graph": graph, **figures})
+        operators.append(ops.head(onnxruntime["top_operators"]).assign(precision=precision, graph=graph))
+        outputs.setdefault(precision, {})[graph] = _all_outputs(model, samples, output)
+        logger.info("ONNX Runtime %s %s: median %.2f ms", precision, graph, figures["median_ms"])
+    return pd.DataFrame(rows), pd.concat(operators, ignore_index=True), outputs
+
+
+def _all_outputs(model: onnx.ModelProto, samples: dict[str, np.ndarray], first: np.ndarray) -> np.ndarray:
+    session = onnx_runtime.session(model)
+    count = len(next(iter(samples.values())))
+    rest = [onnx_runtime.run(session, {k: v[i : i + 1] for k, v in samples.items()}) for i in range(1, count)]
+    return np.concatenate([first, *rest])
+
+
+def profile_ai_hub(
+    onnx_models: dict[str, Callable[[], onnx.ModelProto]],
+    quantized_models: dict[str, Callable[[], onnx.ModelProto]],
+    export_samples: dict[str, dict[str, np.ndarray]],
+    onnxruntime_outputs: dict[str, dict[str, np.ndarray]],
+    qai_hub: dict[str, Any],
+) -> pd.DataFrame:
+    """Compile, profile and run the configured graphs on the configured Snapdragon devices through AI Hub
+    (rows that say why when there is no token); compiled models, raw profiles and failed jobs' logs go
+    to `qai_hub.artifacts_dir`. Device outputs are compared with ONNX Runtime's on this machine."""
+    files = model_files(onnx_models, quantized_models)
+    wanted = list(qai_hub["models"])
+    missing = sorted(set(wanted) - set(files))
+    if missing:
+        raise ValueError(f"profiling.qai_hub asks for {missing}, which were not exported or quantized")
+    with tempfile.TemporaryDirectory() as tmp:
+        models: dict[str, dict[str, Path]] = {}
+        for key in wanted:
+            precision, graph = key.split("/")
+            path = Path(tmp) / precision / f"{graph}.onnx"
+            path.parent.mkdir(exist_ok=True)
+            onnx.save(files[key](), path)
+            models.setdefault(precision, {})[graph] = path
+        artifacts = Path(qai_hub["artifacts_dir"])
+        rows = ai_hub.profile_on_ai_hub(models, export_samples, onnxruntime_outputs, qai_hub, artifacts)
+    table = pd.DataFrame(rows)
+    # The folder's index, written even when nothing ran, so the folder is always a versionable output.
+    artifacts.mkdir(parents=True, exist_ok=True)
+    atomic_write_bytes(artifacts / "rows.csv", table.to_csv(index=False).encode())
+    return table
+
+
+def profiling_metrics(
+    onnxruntime_table: pd.DataFrame,
+    ai_hub_table: pd.DataFrame,
+    export_samples: dict[str, dict[str, np.ndarray]],
+    onnxruntime_outputs: dict[str, dict[str, np.ndarray]],
+    profiling: dict[str, Any],
+) -> dict[str, float]:
+    """Flat figures for `dvc metrics`: ONNX Runtime's median and p90 and peak memory per precision and graph,
+    the denoiser's median per precision as `onnxruntime_<precision>_latency_ms`, per-frame latency of the
+    deployed app (steps x denoiser + decoder, over the video's frames) with either decoder, and AI Hub's
+    figures per device, precision and graph with the number of devices it profiled."""
+    table = onnxruntime_table.set_index(["precision", "graph"])
+    figures: dict[str, float] = {}
+    for (precision, graph), row in table.iterrows():
+        for column in ("median_ms", "p90_ms", "peak_memory_mb"):
+            figures[f"onnxruntime_{precision}_{graph}_{column}"] = float(row[column])
+        if graph == "denoiser":
+            figures[f"onnxruntime_{precision}_latency_ms"] = float(row["median_ms"])
+    frames = onnxruntime_outputs["fp32"]["decoder"].shape[2]
+    deployed = profiling["deployed"]
+    denoiser = table.loc[(deployed["precision"], "denoiser"), "median_ms"]
+    for prefix, decoder in (("", "decoder"), ("light_", "light_decoder")):
+        total = deployed["steps"] * denoiser + table.loc[("fp32", decoder), "median_ms"]
+        figures[f"{prefix}per_frame_latency_ms"] = float(total / frames)
+    ok = ai_hub_table[ai_hub_table["status"] == "ok"] if len(ai_hub_table) else ai_hub_table
+    figures["qai_hub_profiled_devices"] = int(ok["device"].nunique()) if len(ok) else 0
+    for row in ok.to_dict("records"):
+        key = f"qai_hub_{slug(row['device'])}_{row['precision']}_{row['component']}"
+        for column in ("estimated_inference_ms", "peak_memory_mb", "inference_psnr_db"):
+            if np.isfinite(row.get(column, np.nan)):
+                figures[f"{key}_{column}"] = float(row[column])
+    return figures
+
+
+def plot_latency(onnxruntime_table: pd.DataFrame, ai_hub_table: pd.DataFrame) -> Figure:
+    """Median latency per graph and precision in ONNX Runtime here (p90 as the error bar), and AI Hub's
+    estimated inference time per device when it profiled any."""
+    hub = ai_hub_table[ai_hub_table["status"] == "ok"] if len(ai_hub_table) else ai_hub_table
+    figure = Figure(figsize=(11 if len(hub) else 6, 3.8))
+    axes = figure.subplots(1, 2 if len(hub) else 1, squeeze=False)[0]
+    labels = [
+        f"{g}\n{p}" for p, g in zip(onnxruntime_table["precision"], onnxruntime_table["graph"], strict=True)
+    ]
+    medians = onnxruntime_table["median_ms"].to_numpy()
+    errors = (onnxruntime_table["p90_ms"] - onnxruntime_table["median_ms"]).clip(lower=0).to_numpy()
+    axes[0].bar(labels, medians, yerr=[np.zeros_like(errors), errors], capsize=3)
+    axes[0].set(ylabel="ms per call (median, p90 bar)", title="ONNX Runtime, this CPU", yscale="log")
+    axes[0].tick_params(axis="x", labelsize=7)
+    if len(hub):
+        for device, rows in hub.groupby("device"):
+            names = [f"{p}/{c}" for p, c in zip(rows["precision"], rows["component"], strict=True)]
+            axes[1].plot(names, rows["estimated_inference_ms"], marker="o", label=device)
+        axes[1].set(ylabel="estimated inference ms", title="Qualcomm AI Hub")
+        axes[1].legend(fontsize=7)
+    figure.tight_layout()
+    return figure

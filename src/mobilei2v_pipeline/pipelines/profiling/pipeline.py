@@ -1,0 +1,49 @@
+"""Wiring of the profiling pipeline."""
+
+from kedro.pipeline import Pipeline, node, pipeline
+
+from mobilei2v_pipeline.pipelines.profiling import nodes
+
+
+def create_pipeline(**kwargs) -> Pipeline:
+    return pipeline(
+        [
+            node(
+                nodes.profile_onnxruntime,
+                ["onnx_models", "quantized_models", "export_samples", "params:profiling.onnxruntime"],
+                ["onnxruntime_profile", "onnxruntime_operators", "onnxruntime_outputs"],
+                name="profile_onnxruntime",
+            ),
+            node(
+                nodes.profile_ai_hub,
+                [
+                    "onnx_models",
+                    "quantized_models",
+                    "export_samples",
+                    "onnxruntime_outputs",
+                    "params:profiling.qai_hub",
+                ],
+                "ai_hub_profile",
+                name="profile_ai_hub",
+            ),
+            node(
+                nodes.profiling_metrics,
+                [
+                    "onnxruntime_profile",
+                    "ai_hub_profile",
+                    "export_samples",
+                    "onnxruntime_outputs",
+                    "params:profiling",
+                ],
+                "profiling_metrics",
+                name="profiling_metrics",
+            ),
+            node(
+                nodes.plot_latency,
+                ["onnxruntime_profile", "ai_hub_profile"],
+                "latency_chart",
+                name="plot_latency",
+            ),
+        ],
+        tags="profiling",
+    )

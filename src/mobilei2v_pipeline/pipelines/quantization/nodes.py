@@ -1,0 +1,273 @@
+"""Nodes of the quantization pipeline."""
+
+from __future__ import annotations
+
+import logging
+import tempfile
+import time
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import onnx
+import pandas as pd
+import torch
+from onnxruntime import quantization as ort_quant
+
+from mobilei2v_pipeline import onnx_runtime
+from mobilei2v_pipeline.models import autoencoder as ae
+from mobilei2v_pipeline.models.flow import euler_sample
+from mobilei2v_pipeline.models.i2v import load_denoiser
+
+logger = logging.getLogger(__name__)
+DENOISER_INPUTS = ("latents", "timesteps", "motion")
+
+
+def sampling_examples(
+    latent_table: pd.DataFrame,
+    clip_latents: np.ndarray,
+    latent_stats: dict[str, list[float]],
+    calibration: dict[str, Any],
+) -> dict[str, Any]:
+    """Every (val clip, motion, seed) as the student samples it: the clip's first-frame latent, noise and
+    motion. The last `held_out_clips` clips are kept out of calibration and score the quantized graphs."""
+    rows = np.flatnonzero(latent_table["split"].to_numpy() == "val")[: calibration["val_clips"]]
+    if len(rows) <= calibration["held_out_clips"]:
+        raise ValueError(
+            f"quantization needs more than {calibration['held_out_clips']} val clips to calibrate on and "
+            f"score with; the latent table has {len(rows)}"
+        )
+    latents = ae.normalize(torch.as_tensor(clip_latents[rows]), latent_stats)
+    examples = [
+        (n, float(motion), int(seed))
+        for n in range(len(rows))
+        for motion in calibration["motion_scores"]
+        for seed in calibration["seeds"]
+    ]
+    noise = [
+        torch.randn(latents.shape[1:], generator=torch.Generator().manual_seed(seed * 100_003 + n))
+        for n, _, seed in examples
+    ]
+    return {
+        "first": latents[[n for n, _, _ in examples], :, :1].numpy(),
+        "noise": torch.stack(noise).numpy(),
+        "motion": np.array([m for _, m, _ in examples], dtype=np.float32),
+        "held_out": np.array([n >= len(rows) - calibration["held_out_clips"] for n, _, _ in examples]),
+    }
+
+
+@torch.no_grad()
+def capture_denoiser_inputs(
+    student2_model: dict[str, Any],
+    examples: dict[str, Any],
+    calibration: dict[str, Any],
+    teacher_sampling: dict[str, float],
+) -> dict[str, np.ndarray]:
+    """The denoiser's inputs at every call while the student samples every example at each configured step
+    count (its own 1 step and more, for states between noise and data); `held_out` marks the examples
+    kept out of calibration."""
+    model = load_denoiser(student2_model)
+    calls: dict[str, list[np.ndarray]] = {name: [] for name in (*DENOISER_INPUTS, "held_out")}
+    for i in range(len(examples["motion"])):
+
+        def recording(latents, timesteps, motion, i=i):
+            for name, value in zip(DENOISER_INPUTS, (latents, timesteps, motion), strict=True):
+                calls[name].append(value.numpy())
+            calls["held_out"].append(np.array([examples["held_out"][i]]))
+            return model(latents, timesteps, motion)
+
+        for steps in calibration["steps"]:
+            euler_sample(
+                recording,
+                torch.as_tensor(examples["noise"][i : i + 1]),
+                torch.as_tensor(examples["first"][i : i + 1]),
+                torch.as_tensor(examples["motion"][i : i + 1]),
+                int(steps),
+                float(teacher_sampling["shift"]),
+            )
+    return {name: np.concatenate(values) for name, values in calls.items()}
+
+
+class _Inputs(ort_quant.CalibrationDataReader):
+    """ONNX Runtime's calibration reader over the captured inputs, one batch-1 sample at a time."""
+
+    def __init__(self, inputs: dict[str, np.ndarray]):
+        count = len(next(iter(inputs.values())))
+        self._samples = iter([{k: v[i : i + 1] for k, v in inputs.items()} for i in range(count)])
+
+    def get_next(self) -> dict[str, np.ndarray] | None:
+        return next(self._samples, None)
+
+
+def quantize_models(
+    onnx_models: dict[str, Callable[[], onnx.ModelProto]],
+    denoiser_inputs: dict[str, np.ndarray],
+    quantization: dict[str, Any],
+) -> dict[str, onnx.ModelProto]:
+    """Static QDQ quantization of the configured graphs at every configured precision, calibrated on the
+    captured denoiser inputs that are not held out. Keys are "<precision>/<graph>"."""
+    others = set(quantization["graphs"]) - {"denoiser"}
+    if others:
+        raise ValueError(
+            f"quantization.graphs: only the denoiser has captured calibration inputs, not {others}"
+        )
+    calibration = {k: denoiser_inputs[k][~denoiser_inputs["held_out"]] for k in DENOISER_INPUTS}
+    quantized = {}
+    for graph in quantization["graphs"]:
+        model = onnx_models[graph]()
+        for precision, types in quantization["precisions"].items():
+            started = time.perf_counter()
+            quantized[f"{precision}/{graph}"] = _quantize(model, calibration, types, quantization)
+            logger.info("Quantized %s to %s in %.1f s", graph, precision, time.perf_counter() - started)
+    return quantized
+
+
+def _quantize(
+    model: onnx.ModelProto,
+    calibration: dict[str, np.ndarray],
+    types: dict[str, str],
+    settings: dict[str, Any],
+) -> onnx.ModelProto:
+    keep_float = set(settings["keep_float_ops"])
+    op_types = sorted({node.op_type for node in model.graph.node} - keep_float)
+    with tempfile.TemporaryDirectory() as tmp:
+        source, prepared, output = (Path(tmp) / f"{n}.onnx" for n in ("source", "prepared", "quantized"))
+        onnx.save(model, source)
+        # Shape inference and graph clean-up first, as ONNX Runtime's quantizer asks.
+        ort_quant.quant_pre_process(source, prepared, skip_symbolic_shape=True)
+        ort_quant.quantize_static(
+            prepared,
+            output,
+            _Inputs(calibration),
+            quant_format=ort_quant.QuantFormat.QDQ,
+            op_types_to_quantize=op_types,
+            per_channel=settings["per_channel"],
+            activation_type=ort_quant.QuantType[types["activations"]],
+            weight_type=ort_quant.QuantType[types["weights"]],
+            calibrate_method=ort_quant.CalibrationMethod[settings["calibrate_method"]],
+            extra_options={"ActivationSymmetric": False, "WeightSymmetric": True},
+        )
+        return float_inputs(onnx.load(output), keep_float)
+
+
+def float_inputs(model: onnx.ModelProto, op_types: set[str]) -> onnx.ModelProto:
+    """Feed the nodes of `op_types` their activations unquantized: the quantizer leaves the nodes
+    themselves alone but rounds what their quantized neighbours hand them (x -> Q -> DQ -> node); rewire
+    such inputs to x and drop the Q/DQ pairs nothing reads any more. In place; returns the model."""
+    nodes = model.graph.node
+    producer = {output: node for node in nodes for output in node.output}
+    for node in nodes:
+        if node.op_type not in op_types:
+            continue
+        for i, name in enumerate(node.input):
+            dequantize = producer.get(name)
+            quantize = producer.get(dequantize.input[0]) if dequantize is not None else None
+            if (
+                dequantize
+                and dequantize.op_type == "DequantizeLinear"
+                and quantize
+                and quantize.op_type == "QuantizeLinear"
+            ):
+                node.input[i] = quantize.input[0]
+    while True:  # unread DQs, then the Qs only they read
+        read = {name for node in nodes for name in node.input} | {o.name for o in model.graph.output}
+        dead = [
+            n
+            for n in nodes
+            if n.op_type in ("QuantizeLinear", "DequantizeLinear") and n.output[0] not in read
+        ]
+        if not dead:
+            return model
+        for node in dead:
+            nodes.remove(node)
+
+
+def _ort_denoiser(session) -> Callable[[torch.Tensor, torch.Tensor, torch.Tensor], torch.Tensor]:
+    """An ONNX Runtime denoiser with the torch sampler's calling convention."""
+
+    def denoise(latents: torch.Tensor, timesteps: torch.Tensor, motion: torch.Tensor) -> torch.Tensor:
+        feed = dict(zip(DENOISER_INPUTS, (latents.numpy(), timesteps.numpy(), motion.numpy()), strict=True))
+        return torch.from_numpy(onnx_runtime.run(session, feed))
+
+    return denoise
+
+
+def _videos(denoiser, decoder, examples: dict[str, Any], steps: int, shift: float) -> np.ndarray:
+    """Videos in [-1, 1] of the held-out examples, sampled and decoded in ONNX Runtime."""
+    videos = []
+    for i in np.flatnonzero(examples["held_out"]):
+        latents = euler_sample(
+            _ort_denoiser(denoiser),
+            torch.as_tensor(examples["noise"][i : i + 1]),
+            torch.as_tensor(examples["first"][i : i + 1]),
+            torch.as_tensor(examples["motion"][i : i + 1]),
+            steps,
+            shift,
+        )
+        videos.append(onnx_runtime.run(decoder, {"latents": latents.numpy()}))
+    return np.concatenate(videos)
+
+
+def quantization_table(
+    onnx_models: dict[str, Callable[[], onnx.ModelProto]],
+    quantized_models: dict[str, Callable[[], onnx.ModelProto]],
+    denoiser_inputs: dict[str, np.ndarray],
+    examples: dict[str, Any],
+    quantization: dict[str, Any],
+    teacher_sampling: dict[str, float],
+) -> pd.DataFrame:
+    """One row per precision (fp32 first) of the denoiser: its output's PSNR against fp32 on the held-out
+    inputs, the PSNR of the final decoded video against the all-fp32 one (held-out examples, the deployed
+    step count), size, and median ONNX Runtime CPU latency."""
+    held_out = {k: denoiser_inputs[k][denoiser_inputs["held_out"]] for k in DENOISER_INPUTS}
+    count = len(held_out["motion"])
+    threads, steps = quantization["threads"], int(quantization["deployed_steps"])
+    decoder = onnx_runtime.session(onnx_models["decoder"](), threads)
+    models = {"fp32": onnx_models["denoiser"]()}
+    models |= {
+        key.split("/")[0]: load()
+        for key, load in sorted(quantized_models.items())
+        if key.endswith("/denoiser")
+    }
+    rows, reference = [], {}
+    for precision, model in models.items():
+        session = onnx_runtime.session(model, threads)
+        outputs = np.concatenate([onnx_runtime.run(session, _sample(held_out, i)) for i in range(count)])
+        videos = _videos(session, decoder, examples, steps, float(teacher_sampling["shift"]))
+        reference = reference or {"outputs": outputs, "videos": videos}
+        latency = onnx_runtime.time_runs(session, _sample(held_out, 0), quantization["latency_repeats"])
+        rows.append(
+            {
+                "precision": precision,
+                "psnr_db": onnx_runtime.psnr_db(outputs, reference["outputs"]),
+                "video_psnr_db": onnx_runtime.psnr_db(videos, reference["videos"], peak=2.0),
+                "size_mb": onnx_runtime.size_mb(model),
+                "latency_ms": float(np.median(latency)),
+                "quantized_nodes": sum(n.op_type == "DequantizeLinear" for n in model.graph.node),
+            }
+        )
+        logger.info(
+            "Denoiser %s: output PSNR %.2f dB, %.1f ms",
+            precision,
+            rows[-1]["psnr_db"],
+            rows[-1]["latency_ms"],
+        )
+    table = pd.DataFrame(rows)
+    table["size_ratio"] = table["size_mb"] / table.loc[0, "size_mb"]
+    table["speedup"] = table.loc[0, "latency_ms"] / table["latency_ms"]
+    return table
+
+
+def _sample(inputs: dict[str, np.ndarray], i: int) -> dict[str, np.ndarray]:
+    return {name: value[i : i + 1] for name, value in inputs.items()}
+
+
+def quantization_metrics(table: pd.DataFrame) -> dict[str, float]:
+    """`<precision>_<figure>` for `dvc metrics`; fp32 agrees with itself, so only its size and latency."""
+    figures = {}
+    for row in table.to_dict("records"):
+        for column in ("psnr_db", "video_psnr_db", "size_mb", "latency_ms", "size_ratio", "speedup"):
+            if np.isfinite(row[column]):
+                figures[f"{row['precision']}_{column}"] = float(row[column])
+    return figures

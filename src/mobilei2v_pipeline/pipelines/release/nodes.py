@@ -1,0 +1,104 @@
+"""Nodes of the release pipeline."""
+
+from __future__ import annotations
+
+import logging
+import tempfile
+from collections.abc import Callable
+from importlib.metadata import version
+from pathlib import Path
+from typing import Any
+
+import mlflow
+import onnx
+import pandas as pd
+from mlflow.tracking import MlflowClient
+
+from mobilei2v_pipeline.models.i2v import load_denoiser
+from mobilei2v_pipeline.text import slug
+
+logger = logging.getLogger(__name__)
+# The run tags the project hook sets on every run (hooks.py) that a model version carries too.
+RUN_TAGS = ("git_commit", "git_dirty", "data_version", "kedro_env", "seed")
+
+
+def register_release(
+    student2_model: dict[str, Any],
+    onnx_models: dict[str, Callable[[], onnx.ModelProto]],
+    quantized_models: dict[str, Callable[[], onnx.ModelProto]],
+    evaluation_metrics: dict[str, float],
+    quantization_metrics: dict[str, float],
+    profiling_metrics: dict[str, float],
+    ai_hub_profile: pd.DataFrame,
+    release: dict[str, Any],
+    deployed: dict[str, Any],
+) -> dict[str, float]:
+    """Log every ONNX graph (release/onnx/<precision>/<graph>.onnx) and the torch student to this run,
+    register the student as a new version of `release.model_name`, and tag the version with the deployed
+    precision, the figures of evaluation, quantization and profiling, AI Hub's rows, and the run's commit
+    and data version. Returns the version's number and its headline figures."""
+    run = mlflow.active_run()
+    if run is None:
+        raise RuntimeError("release needs an active MLflow run: run it through `kedro run` (kedro-mlflow)")
+    client = MlflowClient()
+    tags = version_tags(
+        client.get_run(run.info.run_id).data.tags,
+        evaluation_metrics,
+        quantization_metrics,
+        profiling_metrics,
+        ai_hub_profile,
+        release,
+        deployed,
+    )
+    with tempfile.TemporaryDirectory() as tmp:
+        for key, load in {**{f"fp32/{k}": v for k, v in onnx_models.items()}, **quantized_models}.items():
+            path = Path(tmp) / f"{key}.onnx"
+            path.parent.mkdir(parents=True, exist_ok=True)
+            onnx.save(load(), path)
+        mlflow.log_artifacts(tmp, "release/onnx")
+    info = mlflow.pytorch.log_model(
+        load_denoiser(student2_model),
+        name="student",
+        registered_model_name=release["model_name"],
+        # MLflow's pt2 format takes one tensor input, the denoiser three: the module is pickled, and loads
+        # with this package installed (the ONNX graphs beside it load anywhere).
+        serialization_format="pickle",
+        # Stated, not inferred: inference imports the model to list its packages, which is slow.
+        pip_requirements=[
+            f"torch=={version('torch')}",
+            f"mobilei2v-pipeline=={version('mobilei2v-pipeline')}",
+        ],
+    )
+    number = int(info.registered_model_version)
+    for key, value in tags.items():
+        client.set_model_version_tag(release["model_name"], str(number), key, value)
+    client.update_model_version(
+        release["model_name"],
+        str(number),
+        description=f"Stage-2 student, {deployed['steps']} step(s), deployed at {deployed['precision']}; "
+        f"ONNX graphs in run {run.info.run_id} under release/onnx.",
+    )
+    logger.info("Registered %s version %d", release["model_name"], number)
+    return {"registered_version": number, **{k: float(tags[k]) for k in release["headline"] if k in tags}}
+
+
+def version_tags(
+    run_tags: dict[str, str],
+    evaluation_metrics: dict[str, float],
+    quantization_metrics: dict[str, float],
+    profiling_metrics: dict[str, float],
+    ai_hub_profile: pd.DataFrame,
+    release: dict[str, Any],
+    deployed: dict[str, Any],
+) -> dict[str, str]:
+    """What a model version says about itself: deployed precision and steps, the configured evaluation
+    figures, every quantization and profiling figure, AI Hub's status per device, commit and data."""
+    tags = {"precision": deployed["precision"], "steps": str(deployed["steps"])}
+    tags |= {k: run_tags[k] for k in RUN_TAGS if k in run_tags}
+    tags |= {
+        k: f"{evaluation_metrics[k]:.6g}" for k in release["evaluation_figures"] if k in evaluation_metrics
+    }
+    tags |= {k: f"{v:.6g}" for k, v in {**quantization_metrics, **profiling_metrics}.items()}
+    for row in ai_hub_profile.to_dict("records"):
+        tags[f"qai_hub/{slug(row['device'])}/{row['precision']}/{row['component']}"] = str(row["status"])
+    return tags

@@ -1,0 +1,53 @@
+"""The export of the smoke run: static, named ONNX graphs that compute what the torch models compute."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+import onnx
+import pandas as pd
+
+from mobilei2v_pipeline import onnx_runtime
+from mobilei2v_pipeline.pipelines.export.graphs import INPUTS, OUTPUTS
+
+GRAPHS = ["decoder", "denoiser", "encoder", "light_decoder", "light_encoder"]
+
+
+def test_every_graph_is_static_named_opset_18_and_passes_the_checker(trained_project: Path):
+    for name in GRAPHS:
+        model = onnx.load(trained_project / "data/06_models/onnx/fp32" / f"{name}.onnx")
+        onnx.checker.check_model(model, full_check=True)
+        assert max(o.version for o in model.opset_import if o.domain in ("", "ai.onnx")) >= 18
+        assert [i.name for i in model.graph.input] == INPUTS[name]
+        assert [o.name for o in model.graph.output] == [OUTPUTS[name]]
+        for value in [*model.graph.input, *model.graph.output]:
+            dims = value.type.tensor_type.shape.dim
+            assert all(d.dim_value > 0 and not d.dim_param for d in dims), (name, value.name)
+
+
+def test_onnx_runtime_matches_torch_and_the_report_says_so(trained_project: Path):
+    samples = pd.read_pickle(trained_project / "data/05_model_input/export_samples.pkl")
+    reference = pd.read_pickle(trained_project / "data/07_model_output/torch_outputs.pkl")
+    model = onnx.load(trained_project / "data/06_models/onnx/fp32/denoiser.onnx")
+    session = onnx_runtime.session(model)
+    first = onnx_runtime.run(session, {k: v[:1] for k, v in samples["denoiser"].items()})
+    assert np.abs(first - reference["denoiser"][:1]).max() < 1e-4
+    assert np.abs(reference["denoiser"]).max() > 0.01  # a trained student: parity means something
+
+    figures = json.loads((trained_project / "data/08_reporting/export.json").read_text())
+    for name in GRAPHS:
+        assert figures[f"{name}_parity_max_abs_err"] < 1e-4
+        assert figures[f"{name}_psnr_db"] > 80
+        assert figures[f"{name}_fp32_size_mb"] > 0
+    assert figures["mobile_attention_max_abs_err"] <= 1e-4
+    assert {"mobile_attention_tiny_max_abs_err", "mobile_attention_paper_max_abs_err"} <= set(figures)
+
+
+def test_the_mobile_denoiser_graph_has_no_fused_attention_and_few_transposes(trained_project: Path):
+    table = pd.read_csv(trained_project / "data/08_reporting/export_table.csv").set_index("graph")
+    assert (table["checker"] == "passed").all()
+    assert table.loc["denoiser", "attention_ops"] == 0
+    # Only the small condition embeddings are permuted; the token path has none.
+    assert table.loc["denoiser", "transposes"] <= 8

@@ -1,0 +1,61 @@
+"""Quantization of the smoke run: calibrated on the student's own denoiser inputs, QDQ graphs that are
+smaller than fp32 and close to it, and ops kept in float as configured."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+import onnx
+import pandas as pd
+import pytest
+import yaml
+
+from mobilei2v_pipeline.pipelines.quantization.nodes import quantize_models
+
+PRECISIONS = ("w8a8", "w8a16")
+
+
+def _config(project: Path, name: str) -> dict:
+    base = yaml.safe_load((project / f"conf/base/parameters_{name}.yml").read_text())[name]
+    smoke = project / f"conf/smoke/parameters_{name}.yml"
+    for key, value in (yaml.safe_load(smoke.read_text())[name] if smoke.exists() else {}).items():
+        base[key] = {**base[key], **value} if isinstance(value, dict) else value
+    return base
+
+
+def test_calibration_inputs_are_the_students_own_calls(trained_project: Path):
+    settings = _config(trained_project, "quantization")["calibration"]
+    inputs = pd.read_pickle(trained_project / "data/05_model_input/denoiser_inputs.pkl")
+    examples = len(settings["motion_scores"]) * len(settings["seeds"]) * settings["val_clips"]
+    calls = examples * sum(settings["steps"])  # one denoiser call per step
+    assert {k: len(v) for k, v in inputs.items()} == dict.fromkeys(inputs, calls)
+    # A step from pure noise, and later steps from states between noise and data; frame 0 is clean.
+    noisy = inputs["timesteps"][:, 1:]
+    assert noisy.max() == pytest.approx(1.0) and noisy.min() < 1.0
+    assert (inputs["timesteps"][:, 0] == 0).all()
+    assert 0 < inputs["held_out"].sum() < calls
+
+
+def test_quantized_graphs_are_qdq_smaller_and_close_to_fp32(trained_project: Path):
+    settings = _config(trained_project, "quantization")
+    figures = json.loads((trained_project / "data/08_reporting/quantization.json").read_text())
+    for precision in PRECISIONS:
+        model = onnx.load(trained_project / "data/06_models/onnx_quantized" / precision / "denoiser.onnx")
+        ops = {n.op_type for n in model.graph.node}
+        assert {"QuantizeLinear", "DequantizeLinear"} <= ops
+        # Ops kept in float read their inputs unquantized: no DequantizeLinear feeds them.
+        producer = {o: n.op_type for n in model.graph.node for o in n.output}
+        kept = [n for n in model.graph.node if n.op_type in settings["keep_float_ops"]]
+        assert kept and not [n.name for n in kept if "DequantizeLinear" in {producer.get(i) for i in n.input}]
+        assert figures[f"{precision}_size_mb"] < figures["fp32_size_mb"]
+        assert figures[f"{precision}_psnr_db"] > 20
+        assert figures[f"{precision}_video_psnr_db"] > 20
+        assert figures[f"{precision}_latency_ms"] > 0
+    assert figures["w8a16_psnr_db"] > figures["w8a8_psnr_db"]  # 16-bit activations lose less
+
+
+def test_only_graphs_with_calibration_inputs_can_be_quantized():
+    with pytest.raises(ValueError, match="only the denoiser"):
+        quantize_models({}, {"held_out": np.array([False])}, {"graphs": ["decoder"], "precisions": {}})
