@@ -36,10 +36,12 @@ lint: setup
 format: setup
 	ruff check --fix . && ruff format .
 
-bench: setup  ## benchmarks: print tables, write JSON to benchmarks/results/ (about 15 minutes)
+bench: setup  ## benchmarks: print tables, write JSON to benchmarks/results/ (about 30 minutes)
 	python benchmarks/curation.py
 	python benchmarks/attention.py
 	python benchmarks/denoiser.py
+	python benchmarks/mobile_attention.py
+	python benchmarks/quantization.py
 
 viz: setup  ## the pipeline graph in the browser (kedro-viz on localhost)
 	kedro viz run --no-browser --host 127.0.0.1

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import os
 import random
@@ -36,12 +37,11 @@ class RunTrackingHook:
         self._project_path = Path(context.project_path)
         self._env = context.env
         # conf/local holds the user's secrets whatever the run's env (`--env smoke` reads base + smoke only).
-        local = OmegaConfigLoader(str(context.project_path / "conf"), base_env="base", default_run_env="local")
+        conf = str(context.project_path / "conf")
+        local = OmegaConfigLoader(conf, base_env="base", default_run_env="local")
         for loader in (context.config_loader, local):
-            try:
+            with contextlib.suppress(MissingConfigException):  # no credentials file there
                 export_ai_hub_token(loader["credentials"])
-            except MissingConfigException:  # no credentials file there
-                pass
 
     @hook_impl(trylast=True)  # after kedro-mlflow's hook has started the run
     def before_pipeline_run(self, run_params: dict[str, Any], catalog: DataCatalog) -> None:

@@ -12,7 +12,7 @@ import pandas as pd
 import pytest
 import yaml
 
-from mobilei2v_pipeline.pipelines.quantization.nodes import quantize_models
+from mobilei2v_pipeline.pipelines.quantization.nodes import module_nodes, quantize_models
 
 PRECISIONS = ("w8a8", "w8a16")
 
@@ -41,14 +41,21 @@ def test_calibration_inputs_are_the_students_own_calls(trained_project: Path):
 def test_quantized_graphs_are_qdq_smaller_and_close_to_fp32(trained_project: Path):
     settings = _config(trained_project, "quantization")
     figures = json.loads((trained_project / "data/08_reporting/quantization.json").read_text())
+    fp32 = onnx.load(trained_project / "data/06_models/onnx/fp32/denoiser.onnx")
+    embedding_nodes = module_nodes(fp32, settings["keep_float_modules"])
     for precision in PRECISIONS:
         model = onnx.load(trained_project / "data/06_models/onnx_quantized" / precision / "denoiser.onnx")
         ops = {n.op_type for n in model.graph.node}
         assert {"QuantizeLinear", "DequantizeLinear"} <= ops
-        # Ops kept in float read their inputs unquantized: no DequantizeLinear feeds them.
+        # Ops and modules kept in float read their inputs unquantized: no DequantizeLinear feeds them.
         producer = {o: n.op_type for n in model.graph.node for o in n.output}
-        kept = [n for n in model.graph.node if n.op_type in settings["keep_float_ops"]]
-        assert kept and not [n.name for n in kept if "DequantizeLinear" in {producer.get(i) for i in n.input}]
+        kept = [
+            n
+            for n in model.graph.node
+            if n.op_type in settings["keep_float_ops"] or n.name in embedding_nodes
+        ]
+        assert {n.name for n in kept} & embedding_nodes
+        assert not [n.name for n in kept if "DequantizeLinear" in {producer.get(i) for i in n.input}]
         assert figures[f"{precision}_size_mb"] < figures["fp32_size_mb"]
         assert figures[f"{precision}_psnr_db"] > 20
         assert figures[f"{precision}_video_psnr_db"] > 20

@@ -88,7 +88,8 @@ def export_to_onnx(
     models, references, rows = {}, {}, []
     for name, graph in graphs.items():
         started = time.perf_counter()
-        models[name] = _to_onnx(graph, name, sample(samples[name], 0), export["opset"])
+        inputs = {n: samples[name][n][:1] for n in INPUTS[name]}
+        models[name] = to_onnx(graph, inputs, [OUTPUTS[name]], export["opset"])
         rows.append({"graph": name, "export_s": time.perf_counter() - started})
         references[name] = np.concatenate(
             [
@@ -100,18 +101,22 @@ def export_to_onnx(
     return models, references, pd.DataFrame(rows)
 
 
-def _to_onnx(graph: torch.nn.Module, name: str, inputs: dict[str, np.ndarray], opset: int) -> onnx.ModelProto:
+def to_onnx(
+    graph: torch.nn.Module, inputs: dict[str, np.ndarray], output_names: list[str], opset: int
+) -> onnx.ModelProto:
+    """`graph` as static-shape ONNX (dynamo exporter) with named inputs in the order of its forward(),
+    checked by onnx.checker."""
     program = torch.onnx.export(
         graph,
-        tuple(torch.as_tensor(inputs[n]) for n in INPUTS[name]),
-        input_names=INPUTS[name],
-        output_names=[OUTPUTS[name]],
+        tuple(torch.as_tensor(v) for v in inputs.values()),
+        input_names=list(inputs),
+        output_names=output_names,
         opset_version=opset,
         dynamo=True,
         verbose=False,
     )
     model = program.model_proto
-    model.doc_string = f"mobilei2v {name}, static shapes { ({n: list(v.shape) for n, v in inputs.items()}) }"
+    model.doc_string = f"mobilei2v, static shapes { ({n: list(v.shape) for n, v in inputs.items()}) }"
     onnx.checker.check_model(model, full_check=True)
     return model
 

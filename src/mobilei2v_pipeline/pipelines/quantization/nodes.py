@@ -129,12 +129,13 @@ def _quantize(
     types: dict[str, str],
     settings: dict[str, Any],
 ) -> onnx.ModelProto:
-    keep_float = set(settings["keep_float_ops"])
-    op_types = sorted({node.op_type for node in model.graph.node} - keep_float)
+    keep_types = set(settings["keep_float_ops"])
+    keep_nodes = module_nodes(model, settings["keep_float_modules"])
+    op_types = sorted({node.op_type for node in model.graph.node} - keep_types)
     with tempfile.TemporaryDirectory() as tmp:
         source, prepared, output = (Path(tmp) / f"{n}.onnx" for n in ("source", "prepared", "quantized"))
         onnx.save(model, source)
-        # Shape inference and graph clean-up first, as ONNX Runtime's quantizer asks.
+        # Shape inference and graph clean-up first, as ONNX Runtime's quantizer asks (node names survive it).
         ort_quant.quant_pre_process(source, prepared, skip_symbolic_shape=True)
         ort_quant.quantize_static(
             prepared,
@@ -142,24 +143,33 @@ def _quantize(
             _Inputs(calibration),
             quant_format=ort_quant.QuantFormat.QDQ,
             op_types_to_quantize=op_types,
+            nodes_to_exclude=sorted(keep_nodes),
             per_channel=settings["per_channel"],
             activation_type=ort_quant.QuantType[types["activations"]],
             weight_type=ort_quant.QuantType[types["weights"]],
             calibrate_method=ort_quant.CalibrationMethod[settings["calibrate_method"]],
             extra_options={"ActivationSymmetric": False, "WeightSymmetric": True},
         )
-        return float_inputs(onnx.load(output), keep_float)
+        return float_inputs(onnx.load(output), lambda n: n.op_type in keep_types or n.name in keep_nodes)
 
 
-def float_inputs(model: onnx.ModelProto, op_types: set[str]) -> onnx.ModelProto:
-    """Feed the nodes of `op_types` their activations unquantized: the quantizer leaves the nodes
+def module_nodes(model: onnx.ModelProto, modules: list[str]) -> set[str]:
+    """Names of the nodes the exporter recorded as inside any of `modules` (torch module paths)."""
+    found = set()
+    for node in model.graph.node:
+        scopes = next((p.value for p in node.metadata_props if p.key == "pkg.torch.onnx.name_scopes"), "")
+        if any(f"model.{module}" in scopes for module in modules):
+            found.add(node.name)
+    return found
+
+
+def float_inputs(model: onnx.ModelProto, keep: Callable[[onnx.NodeProto], bool]) -> onnx.ModelProto:
+    """Feed the nodes `keep` selects their activations unquantized: the quantizer leaves the nodes
     themselves alone but rounds what their quantized neighbours hand them (x -> Q -> DQ -> node); rewire
     such inputs to x and drop the Q/DQ pairs nothing reads any more. In place; returns the model."""
     nodes = model.graph.node
     producer = {output: node for node in nodes for output in node.output}
-    for node in nodes:
-        if node.op_type not in op_types:
-            continue
+    for node in filter(keep, nodes):
         for i, name in enumerate(node.input):
             dequantize = producer.get(name)
             quantize = producer.get(dequantize.input[0]) if dequantize is not None else None

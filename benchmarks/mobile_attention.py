@@ -1,0 +1,181 @@
+"""Benchmark of the mobile attention forms in ONNX Runtime on this CPU: training form vs mobile form.
+
+Per layer (one linear and one softmax attention at the paper's width, hidden 1152, 16 heads, on the paper's
+2760 tokens) and for the whole paper-preset denoiser (264.9M parameters, latent 128 x 3 x 23 x 40), each
+form exported to static-shape ONNX (opset 18, dynamo exporter) with the same random weights, then timed
+in ONNX Runtime (CPU, all threads): median of the timed runs after warm-up, and the mobile/training ratio
+(above 1: the mobile form is faster). The max abs difference of the two outputs is reported beside.
+
+The mobile forms are made for NPUs (channels-first 1x1 convolutions, tiled heads, no transposes); a CPU
+is not the target, so this table says what they cost or save where ONNX Runtime's CPU kernels run them.
+
+    python benchmarks/mobile_attention.py          # layers and the whole denoiser: about 10 minutes
+    python benchmarks/mobile_attention.py --quick  # layers only, 3 runs
+
+It prints a table and writes JSON to benchmarks/results/mobile_attention.json (_quick.json with --quick).
+"""
+
+from __future__ import annotations
+
+import argparse
+import gc
+import json
+from pathlib import Path
+
+import numpy as np
+import torch
+from report import log, machine_info, text_table
+
+from mobilei2v_pipeline import onnx_runtime
+from mobilei2v_pipeline.atomic_write import atomic_write_bytes
+from mobilei2v_pipeline.models.attention import LinearAttention, SoftmaxAttention
+from mobilei2v_pipeline.models.config import PRESETS
+from mobilei2v_pipeline.models.denoiser import MobileI2VDenoiser
+from mobilei2v_pipeline.models.mobile_attention import MobileLinearAttention, MobileSoftmaxAttention
+from mobilei2v_pipeline.models.mobile_denoiser import MobileDenoiser
+from mobilei2v_pipeline.models.rope import rope_tables
+from mobilei2v_pipeline.pipelines.export.nodes import to_onnx
+
+RESULTS_DIR = Path(__file__).resolve().parent / "results"
+PRESET = PRESETS["paper"]
+CONFIG, GRID = PRESET.denoiser, PRESET.latent_grid
+
+
+class _TrainingLayer(torch.nn.Module):
+    """A training-form attention with its RoPE tables as constants, tokens (1, N, C) in and out."""
+
+    def __init__(self, layer: torch.nn.Module):
+        super().__init__()
+        self.layer = layer
+        cos, sin = rope_tables(GRID, CONFIG.head_dim, CONFIG.rope_theta)
+        self.register_buffer("cos", cos)
+        self.register_buffer("sin", sin)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.layer(x, self.cos, self.sin)
+
+
+class _MobileLayer(torch.nn.Module):
+    """The mobile form, channels-first (1, C, 1, N) in and out."""
+
+    def __init__(self, layer: torch.nn.Module):
+        super().__init__()
+        self.layer = layer
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.layer.forward_4d(x)
+
+
+def _time(model, inputs: dict[str, np.ndarray], repeats: int) -> tuple[float, np.ndarray]:
+    session = onnx_runtime.session(model)
+    times = onnx_runtime.time_runs(session, inputs, repeats, warmup=1)
+    return float(np.median(times)), onnx_runtime.run(session, inputs)
+
+
+def _compare(name: str, training, training_inputs, mobile, mobile_inputs, to_tokens, repeats) -> dict:
+    log(f"{name}: exporting the training form")
+    training_ms, expected = _time(to_onnx(training, training_inputs, ["out"], 18), training_inputs, repeats)
+    log(f"{name}: exporting the mobile form")
+    mobile_ms, got = _time(to_onnx(mobile, mobile_inputs, ["out"], 18), mobile_inputs, repeats)
+    row = {
+        "case": name,
+        "training_ms": training_ms,
+        "mobile_ms": mobile_ms,
+        "speedup": training_ms / mobile_ms,
+        "max_abs_err": float(np.abs(to_tokens(got) - expected).max()),
+    }
+    log(f"{name}: training {training_ms:.1f} ms, mobile {mobile_ms:.1f} ms")
+    return row
+
+
+@torch.no_grad()
+def layer_rows(repeats: int) -> list[dict]:
+    rows = []
+    x = np.random.default_rng(0).standard_normal((1, GRID.tokens, CONFIG.hidden_size)).astype(np.float32)
+    for name, training, mobile in (
+        ("linear attention layer", LinearAttention, MobileLinearAttention),
+        ("softmax attention layer", SoftmaxAttention, MobileSoftmaxAttention),
+    ):
+        torch.manual_seed(0)
+        layer = training(CONFIG.hidden_size, CONFIG.num_heads).eval()
+        mobile_layer = mobile(layer, GRID, CONFIG.head_dim, CONFIG.rope_theta)
+        rows.append(
+            _compare(
+                name,
+                _TrainingLayer(layer),
+                {"x": x},
+                _MobileLayer(mobile_layer),
+                {"x": np.ascontiguousarray(x.transpose(0, 2, 1)[:, :, None])},
+                lambda y: y[:, :, 0].transpose(0, 2, 1),
+                repeats,
+            )
+        )
+    return rows
+
+
+@torch.no_grad()
+def denoiser_row(repeats: int) -> dict:
+    torch.manual_seed(0)
+    model = MobileI2VDenoiser(CONFIG).eval()
+    torch.nn.init.normal_(model.final_layer.linear.weight, std=0.5)
+    rng = np.random.default_rng(0)
+    inputs = {
+        "latents": rng.standard_normal(
+            (1, CONFIG.latent_channels, GRID.frames, GRID.height, GRID.width)
+        ).astype(np.float32),
+        "timesteps": np.array([[0.0] + [0.7] * (GRID.frames - 1)], dtype=np.float32),
+        "motion": np.array([2.0], dtype=np.float32),
+    }
+    training = to_onnx(model, inputs, ["out"], 18)
+    log("whole denoiser: exported the training form")
+    training_ms, expected = _time(training, inputs, repeats)
+    del training
+    gc.collect()
+    mobile = to_onnx(MobileDenoiser(model, GRID), inputs, ["out"], 18)
+    log("whole denoiser: exported the mobile form")
+    mobile_ms, got = _time(mobile, inputs, repeats)
+    return {
+        "case": "whole paper denoiser",
+        "training_ms": training_ms,
+        "mobile_ms": mobile_ms,
+        "speedup": training_ms / mobile_ms,
+        "max_abs_err": float(np.abs(got - expected).max()),
+    }
+
+
+def main(argv: list[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--repeats", type=int, default=5, help="timed runs per form (default 5)")
+    parser.add_argument("--quick", action="store_true", help="layers only, 3 runs")
+    args = parser.parse_args(argv)
+    repeats = 3 if args.quick else args.repeats
+    rows = layer_rows(repeats)
+    if not args.quick:
+        rows.append(denoiser_row(repeats))
+    print(
+        text_table(
+            ["case", "training ms", "mobile ms", "mobile speed-up", "max abs err"],
+            [
+                [
+                    r["case"],
+                    f"{r['training_ms']:.1f}",
+                    f"{r['mobile_ms']:.1f}",
+                    f"{r['speedup']:.2f}x",
+                    f"{r['max_abs_err']:.1e}",
+                ]
+                for r in rows
+            ],
+        )
+    )
+    report = {
+        "tokens": GRID.tokens,
+        "repeats": repeats,
+        "rows": rows,
+        "machine": machine_info(torch=torch.__version__, onnxruntime=__import__("onnxruntime").__version__),
+    }
+    name = "mobile_attention_quick.json" if args.quick else "mobile_attention.json"
+    atomic_write_bytes(RESULTS_DIR / name, json.dumps(report, indent=2).encode())
+
+
+if __name__ == "__main__":
+    main()
