@@ -102,9 +102,9 @@ def layer_rows(repeats: int) -> list[dict]:
         rows.append(
             _compare(
                 name,
-                _TrainingLayer(layer),
+                _TrainingLayer(layer).eval(),
                 {"x": x},
-                _MobileLayer(mobile_layer),
+                _MobileLayer(mobile_layer).eval(),
                 {"x": np.ascontiguousarray(x.transpose(0, 2, 1)[:, :, None])},
                 lambda y: y[:, :, 0].transpose(0, 2, 1),
                 repeats,
@@ -131,7 +131,7 @@ def denoiser_row(repeats: int) -> dict:
     training_ms, expected = _time(training, inputs, repeats)
     del training
     gc.collect()
-    mobile = to_onnx(MobileDenoiser(model, GRID), inputs, ["out"], 18)
+    mobile = to_onnx(MobileDenoiser(model, GRID).eval(), inputs, ["out"], 18)
     log("whole denoiser: exported the mobile form")
     mobile_ms, got = _time(mobile, inputs, repeats)
     return {

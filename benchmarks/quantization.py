@@ -79,7 +79,7 @@ def main(argv: list[str] | None = None) -> None:
     log(f"exporting the paper denoiser at {grid.tokens} tokens")
     with torch.no_grad():
         fp32 = to_onnx(
-            MobileDenoiser(model, grid), {k: v[:1] for k, v in calibration.items()}, ["velocity"], 18
+            MobileDenoiser(model, grid).eval(), {k: v[:1] for k, v in calibration.items()}, ["velocity"], 18
         )
     del model
     log("quantizing")

@@ -3,7 +3,7 @@
 Latents (B, C, T, H, W) are already channels-first with time-major cells, so they become (B, C, 1, S) by a
 view; the patch embedding, the attention projections, the Mix-FFN's pointwise layers and the output layer
 are 1x1 convolutions; the per-frame modulation broadcasts over a (B, C, T, H * W) view; the Mix-FFN's
-per-frame 3x3 depthwise convolution is a (1, 3, 3) depthwise Conv3d on a (B, C, T, H, W) view. So the heavy
+per-frame 3x3 depthwise convolution is a depthwise Conv2d on a (B, C * T, H, W) view. So the heavy
 path has views but no transposes; only the small condition embeddings (B, T, 6, C) are permuted. Weights are
 the trained model's, shared (`MobileDenoiser` holds the model; `use_mobile_attention` swaps its attention).
 """
@@ -74,13 +74,16 @@ class MobileDenoiser(nn.Module):
     def _ffn(self, block: DenoiserBlock, h: torch.Tensor) -> torch.Tensor:
         ffn, grid = block.ffn, self.grid
         y = F.silu(ffn.inverted_conv(h))  # 1x1 Conv2d on (B, C, 1, S)
+        # The per-frame 3x3 depthwise conv as a 2D depthwise conv over (B, C * T, H, W), a view: channel
+        # c of frame t is plane c * T + t, so each weight repeats T times. 2D, not Conv3d, which mobile
+        # runtimes (ExecuTorch's kernels, some NPUs) lack.
         depth = ffn.depth_conv
-        y = F.conv3d(
-            y.view(y.shape[0], y.shape[1], grid.frames, grid.height, grid.width),
-            depth.weight.unsqueeze(2),
-            depth.bias,
-            padding=(0, 1, 1),
-            groups=depth.groups,
+        y = F.conv2d(
+            y.view(y.shape[0], y.shape[1] * grid.frames, grid.height, grid.width),
+            depth.weight.repeat_interleave(grid.frames, dim=0),
+            depth.bias.repeat_interleave(grid.frames),
+            padding=1,
+            groups=depth.groups * grid.frames,
         ).view_as(y)
         value, gate = y.chunk(2, dim=1)
         return ffn.point_conv(value * F.silu(gate))

@@ -10,6 +10,7 @@ import onnx
 import pandas as pd
 
 from mobilei2v_pipeline import onnx_runtime
+from mobilei2v_pipeline.pipelines.export import executorch_target
 from mobilei2v_pipeline.pipelines.export.graphs import INPUTS, OUTPUTS
 
 GRAPHS = ["decoder", "denoiser", "encoder", "light_decoder", "light_encoder"]
@@ -51,3 +52,16 @@ def test_the_mobile_denoiser_graph_has_no_fused_attention_and_few_transposes(tra
     assert table.loc["denoiser", "attention_ops"] == 0
     # Only the small condition embeddings are permuted; the token path has none.
     assert table.loc["denoiser", "transposes"] <= 8
+
+
+def test_the_executorch_program_runs_in_executorch_and_matches_torch(trained_project: Path):
+    program = (trained_project / "data/06_models/executorch/denoiser.pte").read_bytes()
+    samples = pd.read_pickle(trained_project / "data/05_model_input/export_samples.pkl")["denoiser"]
+    reference = pd.read_pickle(trained_project / "data/07_model_output/torch_outputs.pkl")["denoiser"]
+    output = executorch_target.run(
+        executorch_target.load(program), {n: samples[n][:1] for n in INPUTS["denoiser"]}
+    )
+    assert np.abs(output - reference[:1]).max() < 1e-4
+    figures = json.loads((trained_project / "data/08_reporting/export.json").read_text())
+    assert figures["executorch_denoiser_parity_max_abs_err"] < 1e-4
+    assert figures["executorch_denoiser_size_mb"] > 0

@@ -20,6 +20,7 @@ from mobilei2v_pipeline.models.flow import frame_timesteps, noisy_latents
 from mobilei2v_pipeline.models.i2v import load_denoiser
 from mobilei2v_pipeline.models.light_autoencoder import load_light_autoencoder
 from mobilei2v_pipeline.models.mobile_denoiser import mobile_parity
+from mobilei2v_pipeline.pipelines.export import executorch_target
 from mobilei2v_pipeline.pipelines.export.graphs import INPUTS, OUTPUTS, export_graphs
 
 logger = logging.getLogger(__name__)
@@ -75,16 +76,8 @@ def export_to_onnx(
 ) -> tuple[dict[str, onnx.ModelProto], dict[str, np.ndarray], pd.DataFrame]:
     """Every graph as fp32 ONNX at the samples' static shapes, the torch outputs on every sample (the
     reference the ONNX graphs, the quantized ones and AI Hub's are compared with), and export times."""
-    video = samples["encoder"]["image"].shape[-2:]
+    graphs = _graphs(student2_model, vae, light_autoencoder, latent_stats, samples)
     latents = samples["denoiser"]["latents"]
-    graphs = export_graphs(
-        load_denoiser(student2_model),
-        vae.eval(),
-        load_light_autoencoder(light_autoencoder),
-        latent_stats,
-        LatentGrid(*latents.shape[2:]),
-        *video,
-    )
     models, references, rows = {}, {}, []
     for name, graph in graphs.items():
         started = time.perf_counter()
@@ -99,6 +92,55 @@ def export_to_onnx(
         )
         logger.info("Exported %s to ONNX in %.1f s", name, rows[-1]["export_s"])
     return models, references, pd.DataFrame(rows)
+
+
+def _graphs(student2_model, vae, light_autoencoder, latent_stats, samples) -> dict[str, torch.nn.Module]:
+    return export_graphs(
+        load_denoiser(student2_model),
+        vae.eval(),
+        load_light_autoencoder(light_autoencoder),
+        latent_stats,
+        LatentGrid(*samples["denoiser"]["latents"].shape[2:]),
+        *samples["encoder"]["image"].shape[-2:],
+    )
+
+
+@torch.no_grad()
+def export_to_executorch(
+    student2_model: dict[str, Any],
+    vae: torch.nn.Module,
+    light_autoencoder: dict[str, Any],
+    latent_stats: dict[str, list[float]],
+    samples: dict[str, dict[str, np.ndarray]],
+    torch_outputs: dict[str, np.ndarray],
+    executorch: dict[str, Any],
+) -> tuple[dict[str, bytes], pd.DataFrame]:
+    """The configured graphs as ExecuTorch programs (.pte, XNNPACK delegate), each run in ExecuTorch's
+    runtime on every sample against torch: max abs error, PSNR, size, median latency on this CPU."""
+    graphs = _graphs(student2_model, vae, light_autoencoder, latent_stats, samples)
+    programs, rows = {}, []
+    for name in executorch["graphs"]:
+        started = time.perf_counter()
+        inputs = {n: samples[name][n] for n in INPUTS[name]}
+        programs[name] = executorch_target.to_executorch(graphs[name], sample(inputs, 0))
+        export_s = time.perf_counter() - started
+        method = executorch_target.load(programs[name])
+        count = len(torch_outputs[name])
+        outputs = np.concatenate([executorch_target.run(method, sample(inputs, i)) for i in range(count)])
+        times = [executorch_target.timed_run(method, sample(inputs, 0)) for _ in range(executorch["repeats"])]
+        rows.append(
+            {
+                "graph": name,
+                "runtime": "executorch (XNNPACK)",
+                "parity_max_abs_err": float(np.abs(outputs - torch_outputs[name]).max()),
+                "psnr_db": onnx_runtime.psnr_db(outputs, torch_outputs[name]),
+                "size_mb": len(programs[name]) / 2**20,
+                "median_ms": float(np.median(times)),
+                "export_s": export_s,
+            }
+        )
+        logger.info("Exported %s to ExecuTorch in %.1f s", name, export_s)
+    return programs, pd.DataFrame(rows)
 
 
 def to_onnx(
@@ -171,10 +213,16 @@ def mobile_attention_parity(presets: dict[str, list[int] | None]) -> pd.DataFram
     return pd.DataFrame(rows)
 
 
-def export_metrics(export_table: pd.DataFrame, parity: pd.DataFrame) -> dict[str, float]:
+def export_metrics(
+    export_table: pd.DataFrame, parity: pd.DataFrame, executorch_table: pd.DataFrame
+) -> dict[str, float]:
     """Flat figures for `dvc metrics`: every graph's parity, PSNR and size, and the mobile attention's
-    parity per preset (`mobile_attention_max_abs_err` is the worst of them)."""
+    parity per preset (`mobile_attention_max_abs_err` is the worst of them), and the ExecuTorch
+    programs' parity, size and latency as `executorch_<graph>_<figure>`."""
     figures = {}
+    for row in executorch_table.to_dict("records"):
+        for column in ("parity_max_abs_err", "psnr_db", "size_mb", "median_ms"):
+            figures[f"executorch_{row['graph']}_{column}"] = float(row[column])
     for row in export_table.to_dict("records"):
         for column in ("parity_max_abs_err", "psnr_db", "fp32_size_mb", "opset"):
             figures[f"{row['graph']}_{column}"] = float(row[column])

@@ -40,8 +40,22 @@ def create_pipeline(**kwargs) -> Pipeline:
                 name="mobile_attention_parity",
             ),
             node(
+                nodes.export_to_executorch,
+                [
+                    "student2_model",
+                    "vae",
+                    "light_autoencoder",
+                    "latent_stats",
+                    "export_samples",
+                    "torch_outputs",
+                    "params:export.executorch",
+                ],
+                ["executorch_programs", "executorch_table"],
+                name="export_to_executorch",
+            ),
+            node(
                 nodes.export_metrics,
-                ["export_table", "mobile_attention_parity"],
+                ["export_table", "mobile_attention_parity", "executorch_table"],
                 "export_metrics",
                 name="export_metrics",
             ),
