@@ -22,6 +22,11 @@ def session(
     return ort.InferenceSession(model.SerializeToString(), options, providers=["CPUExecutionProvider"])
 
 
+def sample(inputs: dict[str, np.ndarray], i: int) -> dict[str, np.ndarray]:
+    """Sample i of named inputs stacked on axis 0, as a batch of one."""
+    return {name: value[i : i + 1] for name, value in inputs.items()}
+
+
 def run(model: ort.InferenceSession, inputs: dict[str, np.ndarray]) -> np.ndarray:
     """The first output for one set of named inputs (cast to the model's float inputs)."""
     return model.run(None, {name: np.asarray(value, dtype=np.float32) for name, value in inputs.items()})[0]

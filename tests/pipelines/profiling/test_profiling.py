@@ -124,7 +124,7 @@ def test_per_frame_latency_is_steps_times_the_denoiser_plus_the_decoder_over_fra
             }
         ]
     )
-    figures = profiling_metrics(table, hub, {}, outputs, {"deployed": {"precision": "w8a8", "steps": 2}})
+    figures = profiling_metrics(table, hub, outputs, {"deployed": {"precision": "w8a8", "steps": 2}})
     assert figures["per_frame_latency_ms"] == pytest.approx((2 * 4.0 + 30.0) / 9)
     assert figures["light_per_frame_latency_ms"] == pytest.approx((2 * 4.0 + 2.0) / 9)
     assert figures["qai_hub_profiled_devices"] == 1

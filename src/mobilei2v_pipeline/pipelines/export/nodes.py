@@ -20,7 +20,6 @@ from mobilei2v_pipeline.models.flow import frame_timesteps, noisy_latents
 from mobilei2v_pipeline.models.i2v import load_denoiser
 from mobilei2v_pipeline.models.light_autoencoder import load_light_autoencoder
 from mobilei2v_pipeline.models.mobile_denoiser import mobile_parity
-from mobilei2v_pipeline.pipelines.export import executorch_target
 from mobilei2v_pipeline.pipelines.export.graphs import INPUTS, OUTPUTS, export_graphs
 
 logger = logging.getLogger(__name__)
@@ -60,11 +59,6 @@ def export_samples(
     }
 
 
-def sample(inputs: dict[str, np.ndarray], i: int) -> dict[str, np.ndarray]:
-    """Sample i of a graph's inputs, as a batch of one."""
-    return {name: value[i : i + 1] for name, value in inputs.items()}
-
-
 @torch.no_grad()
 def export_to_onnx(
     student2_model: dict[str, Any],
@@ -86,7 +80,7 @@ def export_to_onnx(
         rows.append({"graph": name, "export_s": time.perf_counter() - started})
         references[name] = np.concatenate(
             [
-                graph(*(torch.as_tensor(v) for v in sample(samples[name], i).values())).numpy()
+                graph(*(torch.as_tensor(v) for v in onnx_runtime.sample(samples[name], i).values())).numpy()
                 for i in range(len(latents))
             ]
         )
@@ -117,17 +111,26 @@ def export_to_executorch(
 ) -> tuple[dict[str, bytes], pd.DataFrame]:
     """The configured graphs as ExecuTorch programs (.pte, XNNPACK delegate), each run in ExecuTorch's
     runtime on every sample against torch: max abs error, PSNR, size, median latency on this CPU."""
+    # Imported here, not at the top: ExecuTorch and torchao take 5 s to import, and every `kedro` command
+    # imports every pipeline's nodes.
+    from mobilei2v_pipeline.pipelines.export import executorch_target
+
     graphs = _graphs(student2_model, vae, light_autoencoder, latent_stats, samples)
     programs, rows = {}, []
     for name in executorch["graphs"]:
         started = time.perf_counter()
         inputs = {n: samples[name][n] for n in INPUTS[name]}
-        programs[name] = executorch_target.to_executorch(graphs[name], sample(inputs, 0))
+        programs[name] = executorch_target.to_executorch(graphs[name], onnx_runtime.sample(inputs, 0))
         export_s = time.perf_counter() - started
         method = executorch_target.load(programs[name])
         count = len(torch_outputs[name])
-        outputs = np.concatenate([executorch_target.run(method, sample(inputs, i)) for i in range(count)])
-        times = [executorch_target.timed_run(method, sample(inputs, 0)) for _ in range(executorch["repeats"])]
+        outputs = np.concatenate(
+            [executorch_target.run(method, onnx_runtime.sample(inputs, i)) for i in range(count)]
+        )
+        times = [
+            executorch_target.timed_run(method, onnx_runtime.sample(inputs, 0))
+            for _ in range(executorch["repeats"])
+        ]
         rows.append(
             {
                 "graph": name,
@@ -177,7 +180,9 @@ def check_onnx_models(
         onnx.checker.check_model(model)
         session = onnx_runtime.session(model)
         count = len(next(iter(samples[name].values())))
-        outputs = np.concatenate([onnx_runtime.run(session, sample(samples[name], i)) for i in range(count)])
+        outputs = np.concatenate(
+            [onnx_runtime.run(session, onnx_runtime.sample(samples[name], i)) for i in range(count)]
+        )
         ops = pd.Series([n.op_type for n in model.graph.node]).value_counts()
         rows.append(
             {

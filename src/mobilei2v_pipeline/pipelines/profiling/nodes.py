@@ -56,7 +56,7 @@ def profile_onnxruntime(
 def _all_outputs(model: onnx.ModelProto, samples: dict[str, np.ndarray], first: np.ndarray) -> np.ndarray:
     session = onnx_runtime.session(model)
     count = len(next(iter(samples.values())))
-    rest = [onnx_runtime.run(session, {k: v[i : i + 1] for k, v in samples.items()}) for i in range(1, count)]
+    rest = [onnx_runtime.run(session, onnx_runtime.sample(samples, i)) for i in range(1, count)]
     return np.concatenate([first, *rest])
 
 
@@ -95,7 +95,6 @@ def profile_ai_hub(
 def profiling_metrics(
     onnxruntime_table: pd.DataFrame,
     ai_hub_table: pd.DataFrame,
-    export_samples: dict[str, dict[str, np.ndarray]],
     onnxruntime_outputs: dict[str, dict[str, np.ndarray]],
     profiling: dict[str, Any],
 ) -> dict[str, float]:

@@ -28,13 +28,7 @@ def create_pipeline(**kwargs) -> Pipeline:
             ),
             node(
                 nodes.profiling_metrics,
-                [
-                    "onnxruntime_profile",
-                    "ai_hub_profile",
-                    "export_samples",
-                    "onnxruntime_outputs",
-                    "params:profiling",
-                ],
+                ["onnxruntime_profile", "ai_hub_profile", "onnxruntime_outputs", "params:profiling"],
                 "profiling_metrics",
                 name="profiling_metrics",
             ),

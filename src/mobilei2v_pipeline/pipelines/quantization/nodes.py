@@ -243,10 +243,14 @@ def quantization_table(
     rows, reference = [], {}
     for precision, model in models.items():
         session = onnx_runtime.session(model, threads)
-        outputs = np.concatenate([onnx_runtime.run(session, _sample(held_out, i)) for i in range(count)])
+        outputs = np.concatenate(
+            [onnx_runtime.run(session, onnx_runtime.sample(held_out, i)) for i in range(count)]
+        )
         videos = _videos(session, decoder, examples, steps, float(teacher_sampling["shift"]))
         reference = reference or {"outputs": outputs, "videos": videos}
-        latency = onnx_runtime.time_runs(session, _sample(held_out, 0), quantization["latency_repeats"])
+        latency = onnx_runtime.time_runs(
+            session, onnx_runtime.sample(held_out, 0), quantization["latency_repeats"]
+        )
         rows.append(
             {
                 "precision": precision,
@@ -267,10 +271,6 @@ def quantization_table(
     table["size_ratio"] = table["size_mb"] / table.loc[0, "size_mb"]
     table["speedup"] = table.loc[0, "latency_ms"] / table["latency_ms"]
     return table
-
-
-def _sample(inputs: dict[str, np.ndarray], i: int) -> dict[str, np.ndarray]:
-    return {name: value[i : i + 1] for name, value in inputs.items()}
 
 
 def quantization_metrics(table: pd.DataFrame) -> dict[str, float]:
