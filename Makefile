@@ -36,12 +36,13 @@ lint: setup
 format: setup
 	ruff check --fix . && ruff format .
 
-bench: setup  ## benchmarks: print tables, write JSON to benchmarks/results/ (about 30 minutes)
+bench: setup  ## benchmarks: print tables, write JSON to benchmarks/results/ (about an hour: the paper-size quantization is 40 min)
 	python benchmarks/curation.py
 	python benchmarks/attention.py
 	python benchmarks/denoiser.py
 	python benchmarks/mobile_attention.py
 	python benchmarks/quantization.py
+	python benchmarks/per_frame.py
 
 viz: setup  ## the pipeline graph in the browser (kedro-viz on localhost)
 	kedro viz run --no-browser --host 127.0.0.1
