@@ -90,16 +90,9 @@ def main(argv: list[str] | None = None) -> None:
     rows, reference = [], None
     for precision, onnx_model in models.items():
         session = onnx_runtime.session(onnx_model)
-        outputs = np.concatenate(
-            [
-                onnx_runtime.run(session, {k: v[i : i + 1] for k, v in held_out.items()})
-                for i in range(args.held_out)
-            ]
-        )
+        outputs = onnx_runtime.run_all(session, held_out)
         reference = outputs if reference is None else reference
-        times = onnx_runtime.time_runs(
-            session, {k: v[:1] for k, v in held_out.items()}, args.repeats, warmup=1
-        )
+        times = onnx_runtime.time_runs(session, onnx_runtime.sample(held_out, 0), args.repeats, warmup=1)
         rows.append(
             {
                 "precision": precision,

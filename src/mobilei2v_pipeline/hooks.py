@@ -36,12 +36,10 @@ class RunTrackingHook:
     def after_context_created(self, context) -> None:
         self._project_path = Path(context.project_path)
         self._env = context.env
-        # conf/local holds the user's secrets whatever the run's env (`--env smoke` reads base + smoke only).
-        conf = str(context.project_path / "conf")
-        local = OmegaConfigLoader(conf, base_env="base", default_run_env="local")
-        for loader in (context.config_loader, local):
-            with contextlib.suppress(MissingConfigException):  # no credentials file there
-                export_ai_hub_token(loader["credentials"])
+        # Secrets live in conf/local whatever the run's env (`--env smoke` reads base + smoke only).
+        local = OmegaConfigLoader(str(self._project_path / "conf"), base_env="base", default_run_env="local")
+        with contextlib.suppress(MissingConfigException):  # no credentials file
+            export_ai_hub_token(local["credentials"])
 
     @hook_impl(trylast=True)  # after kedro-mlflow's hook has started the run
     def before_pipeline_run(self, run_params: dict[str, Any], catalog: DataCatalog) -> None:

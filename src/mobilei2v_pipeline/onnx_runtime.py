@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import time
+from collections.abc import Callable
 
 import numpy as np
 import onnx
@@ -27,21 +28,37 @@ def sample(inputs: dict[str, np.ndarray], i: int) -> dict[str, np.ndarray]:
     return {name: value[i : i + 1] for name, value in inputs.items()}
 
 
+def by_precision(
+    onnx_models: dict[str, Callable[[], onnx.ModelProto]],
+    quantized_models: dict[str, Callable[[], onnx.ModelProto]],
+) -> dict[str, Callable[[], onnx.ModelProto]]:
+    """Every exported graph as "<precision>/<graph>": the fp32 export's and the quantized ones' (whose
+    partition keys already read so)."""
+    return {f"fp32/{name}": load for name, load in onnx_models.items()} | dict(quantized_models)
+
+
 def run(model: ort.InferenceSession, inputs: dict[str, np.ndarray]) -> np.ndarray:
     """The first output for one set of named inputs (cast to the model's float inputs)."""
     return model.run(None, {name: np.asarray(value, dtype=np.float32) for name, value in inputs.items()})[0]
+
+
+def run_all(model: ort.InferenceSession, samples: dict[str, np.ndarray]) -> np.ndarray:
+    """The first output of every sample of named inputs stacked on axis 0, run one at a time (the graphs
+    have batch 1), stacked the same way."""
+    count = len(next(iter(samples.values())))
+    return np.concatenate([run(model, sample(samples, i)) for i in range(count)])
 
 
 def size_mb(model: onnx.ModelProto) -> float:
     return model.ByteSize() / 2**20
 
 
-def psnr_db(output: np.ndarray, reference: np.ndarray, peak: float | None = None) -> float:
-    """PSNR of `output` against `reference`; the peak defaults to the reference's value range (a video in
-    [-1, 1] passes 2)."""
+def psnr_db(output: np.ndarray, reference: np.ndarray) -> float:
+    """PSNR of a graph's `output` against `reference`, with the reference's value range as the peak (videos
+    use `models.autoencoder.psnr`, whose peak is the pixel range)."""
     reference = np.asarray(reference, dtype=np.float64)
     mse = float(np.mean((np.asarray(output, dtype=np.float64) - reference) ** 2))
-    peak = peak or float(reference.max() - reference.min()) or 1.0
+    peak = float(reference.max() - reference.min()) or 1.0
     return float("inf") if mse == 0 else 10 * np.log10(peak**2 / mse)
 
 

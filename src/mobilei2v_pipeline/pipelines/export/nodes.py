@@ -179,10 +179,7 @@ def check_onnx_models(
         model = load()
         onnx.checker.check_model(model)
         session = onnx_runtime.session(model)
-        count = len(next(iter(samples[name].values())))
-        outputs = np.concatenate(
-            [onnx_runtime.run(session, onnx_runtime.sample(samples[name], i)) for i in range(count)]
-        )
+        outputs = onnx_runtime.run_all(session, samples[name])
         ops = pd.Series([n.op_type for n in model.graph.node]).value_counts()
         rows.append(
             {

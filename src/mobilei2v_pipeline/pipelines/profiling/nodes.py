@@ -23,14 +23,6 @@ from mobilei2v_pipeline.text import slug
 logger = logging.getLogger(__name__)
 
 
-def model_files(
-    onnx_models: dict[str, Callable[[], onnx.ModelProto]],
-    quantized_models: dict[str, Callable[[], onnx.ModelProto]],
-) -> dict[str, Callable[[], onnx.ModelProto]]:
-    """Every exported graph as "<precision>/<graph>": the fp32 export and the quantized ones."""
-    return {f"fp32/{name}": load for name, load in onnx_models.items()} | dict(quantized_models)
-
-
 def profile_onnxruntime(
     onnx_models: dict[str, Callable[[], onnx.ModelProto]],
     quantized_models: dict[str, Callable[[], onnx.ModelProto]],
@@ -41,23 +33,15 @@ def profile_onnxruntime(
     operators the time goes to (top `top_operators` of each); each graph's outputs on every sample (what
     AI Hub's inference jobs are compared with)."""
     rows, operators, outputs = [], [], {}
-    for key, load in sorted(model_files(onnx_models, quantized_models).items()):
+    for key, load in sorted(onnx_runtime.by_precision(onnx_models, quantized_models).items()):
         precision, graph = key.split("/")
-        samples = export_samples[graph]
-        model = load()
-        figures, ops, output = profile_graph(model, {k: v[:1] for k, v in samples.items()}, onnxruntime)
+        figures, ops, outputs.setdefault(precision, {})[graph] = profile_graph(
+            load(), export_samples[graph], onnxruntime
+        )
         rows.append({"precision": precision, "graph": graph, **figures})
         operators.append(ops.head(onnxruntime["top_operators"]).assign(precision=precision, graph=graph))
-        outputs.setdefault(precision, {})[graph] = _all_outputs(model, samples, output)
         logger.info("ONNX Runtime %s %s: median %.2f ms", precision, graph, figures["median_ms"])
     return pd.DataFrame(rows), pd.concat(operators, ignore_index=True), outputs
-
-
-def _all_outputs(model: onnx.ModelProto, samples: dict[str, np.ndarray], first: np.ndarray) -> np.ndarray:
-    session = onnx_runtime.session(model)
-    count = len(next(iter(samples.values())))
-    rest = [onnx_runtime.run(session, onnx_runtime.sample(samples, i)) for i in range(1, count)]
-    return np.concatenate([first, *rest])
 
 
 def profile_ai_hub(
@@ -70,7 +54,7 @@ def profile_ai_hub(
     """Compile, profile and run the configured graphs on the configured Snapdragon devices through AI Hub
     (rows that say why when there is no token); compiled models, raw profiles and failed jobs' logs go
     to `qai_hub.artifacts_dir`. Device outputs are compared with ONNX Runtime's on this machine."""
-    files = model_files(onnx_models, quantized_models)
+    files = onnx_runtime.by_precision(onnx_models, quantized_models)
     wanted = list(qai_hub["models"])
     missing = sorted(set(wanted) - set(files))
     if missing:
@@ -90,6 +74,11 @@ def profile_ai_hub(
     artifacts.mkdir(parents=True, exist_ok=True)
     atomic_write_bytes(artifacts / "rows.csv", table.to_csv(index=False).encode())
     return table
+
+
+def _profiled(ai_hub_table: pd.DataFrame) -> pd.DataFrame:
+    """The AI Hub rows that profiled (no rows at all when no model was configured)."""
+    return ai_hub_table[ai_hub_table["status"] == "ok"] if len(ai_hub_table) else ai_hub_table
 
 
 def profiling_metrics(
@@ -115,8 +104,8 @@ def profiling_metrics(
     for prefix, decoder in (("", "decoder"), ("light_", "light_decoder")):
         total = deployed["steps"] * denoiser + table.loc[("fp32", decoder), "median_ms"]
         figures[f"{prefix}per_frame_latency_ms"] = float(total / frames)
-    ok = ai_hub_table[ai_hub_table["status"] == "ok"] if len(ai_hub_table) else ai_hub_table
-    figures["qai_hub_profiled_devices"] = int(ok["device"].nunique()) if len(ok) else 0
+    ok = _profiled(ai_hub_table)
+    figures["qai_hub_profiled_devices"] = ok["device"].nunique()
     for row in ok.to_dict("records"):
         key = f"qai_hub_{slug(row['device'])}_{row['precision']}_{row['component']}"
         for column in ("estimated_inference_ms", "peak_memory_mb", "inference_psnr_db"):
@@ -128,7 +117,7 @@ def profiling_metrics(
 def plot_latency(onnxruntime_table: pd.DataFrame, ai_hub_table: pd.DataFrame) -> Figure:
     """Median latency per graph and precision in ONNX Runtime here (p90 as the error bar), and AI Hub's
     estimated inference time per device when it profiled any."""
-    hub = ai_hub_table[ai_hub_table["status"] == "ok"] if len(ai_hub_table) else ai_hub_table
+    hub = _profiled(ai_hub_table)
     figure = Figure(figsize=(11 if len(hub) else 6, 3.8))
     axes = figure.subplots(1, 2 if len(hub) else 1, squeeze=False)[0]
     labels = [

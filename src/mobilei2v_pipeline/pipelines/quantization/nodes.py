@@ -94,7 +94,7 @@ class _Inputs(ort_quant.CalibrationDataReader):
 
     def __init__(self, inputs: dict[str, np.ndarray]):
         count = len(next(iter(inputs.values())))
-        self._samples = iter([{k: v[i : i + 1] for k, v in inputs.items()} for i in range(count)])
+        self._samples = (onnx_runtime.sample(inputs, i) for i in range(count))
 
     def get_next(self) -> dict[str, np.ndarray] | None:
         return next(self._samples, None)
@@ -231,21 +231,14 @@ def quantization_table(
     inputs, the PSNR of the final decoded video against the all-fp32 one (held-out examples, the deployed
     step count), size, and median ONNX Runtime CPU latency."""
     held_out = {k: denoiser_inputs[k][denoiser_inputs["held_out"]] for k in DENOISER_INPUTS}
-    count = len(held_out["motion"])
     threads, steps = quantization["threads"], int(quantization["deployed_steps"])
     decoder = onnx_runtime.session(onnx_models["decoder"](), threads)
     models = {"fp32": onnx_models["denoiser"]()}
-    models |= {
-        key.split("/")[0]: load()
-        for key, load in sorted(quantized_models.items())
-        if key.endswith("/denoiser")
-    }
+    models |= {p: quantized_models[f"{p}/denoiser"]() for p in quantization["precisions"]}
     rows, reference = [], {}
     for precision, model in models.items():
         session = onnx_runtime.session(model, threads)
-        outputs = np.concatenate(
-            [onnx_runtime.run(session, onnx_runtime.sample(held_out, i)) for i in range(count)]
-        )
+        outputs = onnx_runtime.run_all(session, held_out)
         videos = _videos(session, decoder, examples, steps, float(teacher_sampling["shift"]))
         reference = reference or {"outputs": outputs, "videos": videos}
         latency = onnx_runtime.time_runs(
@@ -255,7 +248,7 @@ def quantization_table(
             {
                 "precision": precision,
                 "psnr_db": onnx_runtime.psnr_db(outputs, reference["outputs"]),
-                "video_psnr_db": onnx_runtime.psnr_db(videos, reference["videos"], peak=2.0),
+                "video_psnr_db": ae.psnr(torch.from_numpy(videos), torch.from_numpy(reference["videos"])),
                 "size_mb": onnx_runtime.size_mb(model),
                 "latency_ms": float(np.median(latency)),
                 "quantized_nodes": sum(n.op_type == "DequantizeLinear" for n in model.graph.node),

@@ -14,6 +14,7 @@ import onnx
 import pandas as pd
 from mlflow.tracking import MlflowClient
 
+from mobilei2v_pipeline import onnx_runtime
 from mobilei2v_pipeline.models.i2v import load_denoiser
 from mobilei2v_pipeline.text import slug
 
@@ -51,7 +52,7 @@ def register_release(
         deployed,
     )
     with tempfile.TemporaryDirectory() as tmp:
-        for key, load in {**{f"fp32/{k}": v for k, v in onnx_models.items()}, **quantized_models}.items():
+        for key, load in onnx_runtime.by_precision(onnx_models, quantized_models).items():
             path = Path(tmp) / f"{key}.onnx"
             path.parent.mkdir(parents=True, exist_ok=True)
             onnx.save(load(), path)
