@@ -14,7 +14,7 @@ export DVC_NO_ANALYTICS := 1
 export GX_ANALYTICS_ENABLED := False
 export HF_HUB_OFFLINE := 1
 
-.PHONY: setup run test lint format bench viz lock
+.PHONY: setup run retrain test lint format bench ui lock
 
 setup: $(STAMP)  ## create .venv and install the pinned dependencies (fast when nothing changed)
 
@@ -26,6 +26,9 @@ $(STAMP): pyproject.toml constraints.txt
 
 run: setup  ## the whole pipeline on the default config, reproduced by DVC (reruns only what changed)
 	dvc repro
+
+retrain: setup  ## what a scheduler calls: rerun what changed, gate the new model against the champion (exit 0 promoted, 3 kept)
+	mobilei2v retrain
 
 test: setup  ## the test suite
 	pytest
@@ -44,8 +47,8 @@ bench: setup  ## benchmarks: print tables, write JSON to benchmarks/results/ (ab
 	python benchmarks/quantization.py
 	python benchmarks/per_frame.py
 
-viz: setup  ## the pipeline graph in the browser (kedro-viz on localhost)
-	kedro viz run --no-browser --host 127.0.0.1
+ui: setup  ## the MLflow UI (http://127.0.0.1:5000) and kedro-viz (http://127.0.0.1:4141) on localhost; Ctrl-C stops both
+	mobilei2v ui
 
 lock: setup  ## re-pin constraints.txt from the current .venv
 	{ echo "# Pinned versions of every package in .venv, used by 'make setup' (pip install -c constraints.txt)."; \

@@ -115,5 +115,43 @@ def train_command(stage: str, env: str | None) -> None:
         click.echo(f"trained {stage}; saved {', '.join(saved)}")
 
 
+@main.command("ui")
+@click.option("--host", default="127.0.0.1", show_default=True, help="interface both UIs listen on")
+@click.option("--mlflow-port", default=5000, show_default=True, type=click.IntRange(1, 65535))
+# kedro-viz refuses ports above the registered range.
+@click.option("--viz-port", default=4141, show_default=True, type=click.IntRange(1, 49151))
+def ui_command(host: str, mlflow_port: int, viz_port: int) -> None:
+    """The MLflow UI (of MLFLOW_TRACKING_URI or ./mlflow.db) and kedro-viz on localhost; Ctrl-C stops both."""
+    from mobilei2v_pipeline.ui import UIError, serve_ui
+
+    try:
+        code = serve_ui(Path.cwd(), host=host, mlflow_port=mlflow_port, viz_port=viz_port)
+    except UIError as error:
+        raise click.ClickException(str(error)) from error
+    raise SystemExit(code)
+
+
+@main.command("retrain")
+@click.option("--env", default=None, help="Kedro env of the stages (default: KEDRO_ENV, else base)")
+@click.option("--wait", "wait_s", default=0.0, show_default=True, help="seconds to wait for another retrain")
+def retrain_command(env: str | None, wait_s: float) -> None:
+    """Pull, rerun what changed (dvc repro), gate the new model against the champion, push on promotion.
+
+    Exit codes: 0 promoted a new champion, 3 kept the champion (nothing changed, or the challenger was
+    rejected), 75 another retrain holds the lock, 1 failed. The report: data/08_reporting/retrain_report.md
+    and an MLflow run named `retrain`.
+    """
+    import logging
+
+    from mobilei2v_pipeline.retrain import retrain
+
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    logging.getLogger("dvc").setLevel(logging.INFO)  # "Running stage ..." lines, as `dvc repro` prints them
+    run = retrain(Path.cwd(), env, wait_s)
+    failed = run.exit_code not in (0, 3)
+    click.echo(f"retrain {run.outcome} (exit {run.exit_code}): {run.message}", err=failed)
+    raise SystemExit(run.exit_code)
+
+
 # Kedro loads `cli` from a project's <package>/cli.py, so these commands also appear under `kedro`.
 cli = main

@@ -14,11 +14,13 @@ import numpy as np
 from kedro.config import MissingConfigException, OmegaConfigLoader
 from kedro.framework.hooks import hook_impl
 from kedro.io import DataCatalog
+from mlflow.tracking import MlflowClient
 
 from mobilei2v_pipeline.data_version import data_version
 from mobilei2v_pipeline.git_state import git_state
 
 logger = logging.getLogger(__name__)
+DVC_EXP_NAME = "DVC_EXP_NAME"  # set by `dvc exp run` for the stages it runs
 
 
 def export_ai_hub_token(credentials: dict[str, Any]) -> None:
@@ -53,7 +55,34 @@ class RunTrackingHook:
             "data_version": data_version(catalog.load("user_videos"), catalog.load("params:synthetic")),
             "seed": str(seed),
         }
+        if os.environ.get(DVC_EXP_NAME):  # kedro-mlflow names the run after each stage's pipeline
+            tags |= {"dvc_experiment": os.environ[DVC_EXP_NAME], "mlflow.runName": os.environ[DVC_EXP_NAME]}
         logger.info("Run tags: %s", tags)
         if mlflow.active_run() is not None:
             mlflow.set_tags(tags)
             mlflow.log_dict(catalog.load("parameters"), "config/parameters.json")
+
+
+class DvcExperimentRunHook:
+    """`dvc exp run` runs each stage as its own `kedro run`, and names the experiment in DVC_EXP_NAME: the
+    stages of one experiment log into one MLflow run, named and tagged `dvc_experiment` after it."""
+
+    @hook_impl
+    def after_context_created(self, context) -> None:
+        self._context = context
+
+    @hook_impl(tryfirst=True)  # before kedro-mlflow's hook starts its run, which then resumes this one
+    def before_pipeline_run(self) -> None:
+        name = os.environ.get(DVC_EXP_NAME)
+        config = getattr(self._context, "mlflow", None)  # kedro-mlflow's settings, once it has read them
+        if not name or config is None or mlflow.active_run() is not None:
+            return
+        client = MlflowClient()
+        experiment_id = client.get_experiment_by_name(config.tracking.experiment.name).experiment_id
+        found = client.search_runs([experiment_id], f"tags.dvc_experiment = '{name}'", max_results=1)
+        run = (
+            found[0]
+            if found
+            else client.create_run(experiment_id, tags={"dvc_experiment": name}, run_name=name)
+        )
+        os.environ["MLFLOW_RUN_ID"] = run.info.run_id  # mlflow.start_run resumes it

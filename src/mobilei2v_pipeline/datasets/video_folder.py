@@ -36,6 +36,7 @@ class VideoFolderDataset(AbstractDataset[dict[str, bytes | Callable[[], bytes]],
         }
 
     def save(self, data: dict[str, bytes | Callable[[], bytes]]) -> None:
+        self._path.mkdir(parents=True, exist_ok=True)  # even empty: DVC wants its out to exist
         stale = set(self.load()) - set(data)
         progress = tqdm(data.items(), desc=f"write {self._path.name}", unit="file", disable=not data)
         for name, content in progress:

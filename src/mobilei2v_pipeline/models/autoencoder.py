@@ -14,11 +14,14 @@ from __future__ import annotations
 
 import math
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
 import torch
 import torch.nn.functional as F
-from diffusers import AutoencoderKLLTXVideo
+
+if TYPE_CHECKING:  # diffusers takes 2.6 s to import, and every `kedro run` imports every pipeline
+    from diffusers import AutoencoderKLLTXVideo
 
 
 def _small_ltx(widths: tuple[int, ...], layers: tuple[int, ...], latent_channels: int = 16) -> dict:
@@ -86,6 +89,8 @@ def build_vae(preset: str | dict) -> AutoencoderKLLTXVideo:
         if preset not in VAE_PRESETS:
             raise ValueError(f"unknown VAE preset {preset!r}; known: {sorted(VAE_PRESETS)}")
         preset = VAE_PRESETS[preset]
+    from diffusers import AutoencoderKLLTXVideo
+
     vae = AutoencoderKLLTXVideo(**preset)
     # From scratch, the random output layer emits noise the size of the signal; the fastest way to cut the
     # loss is then to shrink it, which starves the layers below of gradient and stalls training at the mean
@@ -109,6 +114,8 @@ def load_pretrained_vae(path: str | Path) -> AutoencoderKLLTXVideo:
             f"no diffusers VAE at {path}: expected config.json and diffusion_pytorch_model.safetensors there "
             f"or in {path / 'vae'} (e.g. the vae/ folder of a local Lightricks/LTX-Video copy)"
         )
+    from diffusers import AutoencoderKLLTXVideo
+
     return AutoencoderKLLTXVideo.from_pretrained(folder, local_files_only=True).eval()
 
 

@@ -7,22 +7,44 @@ import math
 from pathlib import Path
 
 import mlflow
+import pandas as pd
 from mlflow.tracking import MlflowClient
 
 
 def test_a_registered_version_tagged_with_its_figures_commit_and_data(trained_project: Path, tracking_uri):
     release = json.loads((trained_project / "data/08_reporting/release.json").read_text())
     client = MlflowClient(tracking_uri)
-    version = client.get_model_version("mobilei2v-student", str(int(release["registered_version"])))
+    version = client.get_model_version("mobilei2v-student", str(int(release["challenger_version"])))
     tags = version.tags
     assert tags["precision"] == "w8a8" and tags["steps"] == "1"
     assert {"git_commit", "data_version", "kedro_env"} <= set(tags)
     for figure in ("student2_1step_psnr_vs_teacher", "w8a8_psnr_db", "onnxruntime_w8a8_latency_ms"):
         assert math.isfinite(float(tags[figure]))
     assert any(k.startswith("qai_hub/") for k in tags)
-    assert release["w8a8_psnr_db"] == float(tags["w8a8_psnr_db"])
+    assert release["challenger_w8a8_psnr_db"] == float(tags["w8a8_psnr_db"])
 
     artifacts = {a.path for a in client.list_artifacts(version.run_id, "release/onnx/fp32")}
     assert "release/onnx/fp32/denoiser.onnx" in artifacts
     model = mlflow.pytorch.load_model(f"models:/mobilei2v-student/{version.version}")
     assert sum(p.numel() for p in model.parameters()) > 0
+
+
+def test_the_gate_decides_and_moves_the_champion_alias_only_on_promotion(trained_project: Path, tracking_uri):
+    release = json.loads((trained_project / "data/08_reporting/release.json").read_text())
+    gate = pd.read_csv(trained_project / "data/08_reporting/release_gate.csv")
+    assert set(gate["figure"]) == {
+        "student2_1step_psnr_vs_teacher",
+        "student2_1step_ssim_vs_teacher",
+        "w8a8_video_psnr_db",
+        "per_frame_latency_ms",
+    }
+    assert release["promoted"] == int(gate["passed"].all())
+    client = MlflowClient(tracking_uri)
+    version = client.get_model_version("mobilei2v-student", str(int(release["challenger_version"])))
+    assert version.tags["decision"] == ("promoted" if release["promoted"] else "rejected")
+    assert version.tags["decision_reason"].startswith(version.tags["decision"])
+    champion = client.get_model_version_by_alias("mobilei2v-student", "champion")
+    if release["promoted"]:
+        assert champion.version == version.version
+    else:
+        assert int(champion.version) == release["champion_version"]

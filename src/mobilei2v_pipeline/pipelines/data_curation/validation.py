@@ -2,13 +2,13 @@
 
 from __future__ import annotations
 
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-import great_expectations as gx
 import pandas as pd
-from great_expectations.core import ExpectationSuiteValidationResult
-from great_expectations.render.renderer import ValidationResultsPageRenderer
-from great_expectations.render.view import DefaultJinjaPageView
+
+if TYPE_CHECKING:  # Great Expectations takes 2.6 s to import, and every `kedro run` imports every pipeline
+    import great_expectations as gx
+    from great_expectations.core import ExpectationSuiteValidationResult
 
 SPLITS = ("train", "val")
 _INT = ["int64", "int32"]
@@ -41,6 +41,8 @@ CLIP_TABLE_SCHEMA: dict[str, list[str] | str] = {
 
 def build_suite(rules: dict[str, Any], clips: dict[str, int]) -> gx.ExpectationSuite:
     """Columns present, typed and non-null; unique clip ids; value ranges; both splits with enough clips."""
+    import great_expectations as gx
+
     e = gx.expectations
     suite = gx.ExpectationSuite(name="clip_table")
     suite.add_expectation(
@@ -72,6 +74,8 @@ def validate(
     clip_table: pd.DataFrame, rules: dict[str, Any], clips: dict[str, int]
 ) -> ExpectationSuiteValidationResult:
     """Run the suite on the table, with each row's split size added as `split_clips`."""
+    import great_expectations as gx
+
     frame = clip_table.assign(split_clips=clip_table.groupby("split")["clip_id"].transform("count"))
     context = gx.get_context(mode="ephemeral")  # in memory: nothing is written outside the catalog
     context.variables.progress_bars = {"globally": False}
@@ -108,6 +112,9 @@ def summarize(result: ExpectationSuiteValidationResult) -> dict[str, Any]:
 
 def render_html(result: ExpectationSuiteValidationResult) -> str:
     """GE's data-docs page for the result (its styles load from a CDN; the content reads offline)."""
+    from great_expectations.render.renderer import ValidationResultsPageRenderer
+    from great_expectations.render.view import DefaultJinjaPageView
+
     return DefaultJinjaPageView().render(ValidationResultsPageRenderer().render(result))
 
 

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import logging
+import math
+import os
 import tempfile
 from collections.abc import Callable
 from importlib.metadata import version
@@ -12,10 +14,13 @@ from typing import Any
 import mlflow
 import onnx
 import pandas as pd
+from mlflow.entities.model_registry import ModelVersion
+from mlflow.exceptions import MlflowException
 from mlflow.tracking import MlflowClient
 
 from mobilei2v_pipeline import onnx_runtime
 from mobilei2v_pipeline.models.i2v import load_denoiser
+from mobilei2v_pipeline.pipelines.release.gate import gate_figures, judge
 from mobilei2v_pipeline.text import slug
 
 logger = logging.getLogger(__name__)
@@ -33,11 +38,11 @@ def register_release(
     ai_hub_profile: pd.DataFrame,
     release: dict[str, Any],
     deployed: dict[str, Any],
-) -> dict[str, float]:
+) -> dict[str, Any]:
     """Log every ONNX graph (release/onnx/<precision>/<graph>.onnx) and the torch student to this run,
-    register the student as a new version of `release.model_name`, and tag the version with the deployed
-    precision, the figures of evaluation, quantization and profiling, AI Hub's rows, and the run's commit
-    and data version. Returns the version's number and its headline figures."""
+    register the student as a new version of `release.model_name` (the challenger), and tag the version with
+    the deployed precision, the figures of evaluation, quantization and profiling, AI Hub's rows, and the
+    run's commit and data version. Returns the version's number and its figures."""
     run = mlflow.active_run()
     if run is None:
         raise RuntimeError("release needs an active MLflow run: run it through `kedro run` (kedro-mlflow)")
@@ -80,7 +85,66 @@ def register_release(
         f"ONNX graphs in run {run.info.run_id} under release/onnx.",
     )
     logger.info("Registered %s version %d", release["model_name"], number)
-    return {"registered_version": number, **{k: float(tags[k]) for k in release["headline"] if k in tags}}
+    return {"version": number, "figures": _figures(tags, key_figures(release))}
+
+
+def gate_release(
+    challenger: dict[str, Any], release: dict[str, Any]
+) -> tuple[dict[str, float], pd.DataFrame]:
+    """Judge the challenger against the version holding the champion alias; on promotion move the alias to
+    the challenger. The challenger's version is tagged with the decision and why either way. Inside a
+    `dvc exp run` (DVC_EXP_NAME set) the challenger is judged but never promoted: experiments compare.
+
+    Returns release.json's numbers (`promoted`, `passed_gate`, both versions, both sides' key figures) and
+    the gate's checks.
+    """
+    client = MlflowClient()
+    name, alias = release["model_name"], release["champion_alias"]
+    champion = champion_version(client, name, alias)
+    champion_figures = _figures(champion.tags, key_figures(release)) if champion else None
+    decision = judge(challenger["figures"], champion_figures, release["gate"])
+    experiment = os.environ.get("DVC_EXP_NAME")
+    promoted = decision.promoted and not experiment
+    version = str(challenger["version"])
+    verdict = "promoted" if decision.promoted else "rejected"
+    client.set_model_version_tag(
+        name, version, "decision", f"experiment, would be {verdict}" if experiment else verdict
+    )
+    client.set_model_version_tag(name, version, "decision_reason", decision.reason[:5000])
+    compared_with = str(champion.version) if champion else "none"
+    client.set_model_version_tag(name, version, "compared_with", compared_with)
+    if promoted:
+        client.set_registered_model_alias(name, alias, version)
+    logger.info("%s version %s %s", name, version, decision.reason)
+    numbers = {
+        "promoted": int(promoted),
+        "passed_gate": int(decision.promoted),
+        "challenger_version": challenger["version"],
+        "champion_version": int(champion.version) if champion else 0,
+    }
+    numbers |= {f"challenger_{k}": v for k, v in challenger["figures"].items() if math.isfinite(v)}
+    numbers |= {f"champion_{k}": v for k, v in (champion_figures or {}).items() if math.isfinite(v)}
+    return numbers, decision.checks
+
+
+def champion_version(client: MlflowClient, name: str, alias: str) -> ModelVersion | None:
+    """The version holding `alias`, or None when the model or the alias does not exist yet."""
+    try:
+        aliases = client.get_registered_model(name).aliases
+    except MlflowException as exc:
+        if exc.error_code == "RESOURCE_DOES_NOT_EXIST":
+            return None
+        raise
+    return client.get_model_version(name, aliases[alias]) if alias in aliases else None
+
+
+def key_figures(release: dict[str, Any]) -> list[str]:
+    """The figures release.json shows for both sides: the headline figures and those the gate reads."""
+    return list(dict.fromkeys([*release["headline"], *gate_figures(release["gate"])]))
+
+
+def _figures(tags: dict[str, str], names: list[str]) -> dict[str, float]:
+    return {k: float(tags[k]) for k in names if k in tags}
 
 
 def version_tags(
@@ -96,9 +160,8 @@ def version_tags(
     figures, every quantization and profiling figure, AI Hub's status per device, commit and data."""
     tags = {"precision": deployed["precision"], "steps": str(deployed["steps"])}
     tags |= {k: run_tags[k] for k in RUN_TAGS if k in run_tags}
-    tags |= {
-        k: f"{evaluation_metrics[k]:.6g}" for k in release["evaluation_figures"] if k in evaluation_metrics
-    }
+    evaluation_figures = [*release["evaluation_figures"], *gate_figures(release["gate"])]
+    tags |= {k: f"{evaluation_metrics[k]:.6g}" for k in evaluation_figures if k in evaluation_metrics}
     tags |= {k: f"{v:.6g}" for k, v in {**quantization_metrics, **profiling_metrics}.items()}
     for row in ai_hub_profile.to_dict("records"):
         tags[f"qai_hub/{slug(row['device'])}/{row['precision']}/{row['component']}"] = str(row["status"])

@@ -1,0 +1,14 @@
+"""A folder of partitions that exists after every save, even of none: a DVC out must exist, and a config may
+ask for no partitions (e.g. `export.executorch.graphs: []`)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from kedro_datasets.partitions import PartitionedDataset
+
+
+class OutputFolderDataset(PartitionedDataset):
+    def save(self, data: dict[str, Any]) -> None:
+        super().save(data)
+        self._filesystem.mkdirs(self._normalized_path, exist_ok=True)
