@@ -152,6 +152,12 @@ def test_unknown_training_parameters_are_named():
         config_from_params({"steps": 1, "batch_size": 1, "learning_rate": 1.0, "lr": 2})
 
 
+def test_a_bare_no_from_a_file_dvc_rewrote_means_no_mixed_precision():
+    # `dvc exp run -S` writes `mixed_precision: no` unquoted; YAML 1.1 (Kedro) reads it as False.
+    config = config_from_params({"steps": 1, "batch_size": 1, "learning_rate": 1.0, "mixed_precision": False})
+    assert config.mixed_precision == "no"
+
+
 def test_phases_have_their_own_optimisers_and_update_intervals(tmp_path: Path):
     torch.manual_seed(0)
     initial_b = TwoNetworkTask().build_model()["b"].state_dict()  # the loop seeds the same way

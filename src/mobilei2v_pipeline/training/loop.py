@@ -420,4 +420,8 @@ def config_from_params(params: dict[str, Any]) -> TrainingConfig:
     unknown = set(params) - known
     if unknown:
         raise ValueError(f"unknown training parameters {sorted(unknown)}; known: {sorted(known)}")
+    if params.get("mixed_precision") is False:
+        # `dvc exp run -S` rewrites a parameter file as YAML 1.2, which leaves "no" unquoted; Kedro reads
+        # YAML 1.1, where a bare no is False.
+        params = {**params, "mixed_precision": "no"}
     return TrainingConfig(**params)
