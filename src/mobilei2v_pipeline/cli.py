@@ -121,7 +121,7 @@ def train_command(stage: str, env: str | None) -> None:
 # kedro-viz refuses ports above the registered range.
 @click.option("--viz-port", default=4141, show_default=True, type=click.IntRange(1, 49151))
 def ui_command(host: str, mlflow_port: int, viz_port: int) -> None:
-    """The MLflow UI (of MLFLOW_TRACKING_URI or ./mlflow.db) and kedro-viz on localhost; Ctrl-C stops both."""
+    """The MLflow UI of the store `kedro run` logs to, and kedro-viz, on localhost; Ctrl-C stops both."""
     from mobilei2v_pipeline.ui import UIError, serve_ui
 
     try:

@@ -31,6 +31,24 @@ def export_ai_hub_token(credentials: dict[str, Any]) -> None:
         os.environ["QAI_HUB_API_TOKEN"] = str(token)
 
 
+def run_tags(
+    project_path: Path,
+    env: str | None,
+    pipeline: str,
+    user_videos: dict[str, Path],
+    synthetic: dict[str, Any],
+    seed: int,
+) -> dict[str, str]:
+    """The tags every MLflow run of the project carries: commit, env, what ran, data version, seed."""
+    return {
+        **git_state(project_path),
+        "kedro_env": env or "base",
+        "pipeline": pipeline,
+        "data_version": data_version(user_videos, synthetic),
+        "seed": str(seed),
+    }
+
+
 class RunTrackingHook:
     """Seeds the random generators, then tags kedro-mlflow's run with the commit, data version and env."""
 
@@ -48,13 +66,14 @@ class RunTrackingHook:
         seed = int(catalog.load("params:seed"))
         random.seed(seed)
         np.random.seed(seed)
-        tags = {
-            **git_state(self._project_path),
-            "kedro_env": self._env or "base",
-            "pipeline": ",".join(run_params.get("pipeline_names") or ["__default__"]),
-            "data_version": data_version(catalog.load("user_videos"), catalog.load("params:synthetic")),
-            "seed": str(seed),
-        }
+        tags = run_tags(
+            self._project_path,
+            self._env,
+            ",".join(run_params.get("pipeline_names") or ["__default__"]),
+            catalog.load("user_videos"),
+            catalog.load("params:synthetic"),
+            seed,
+        )
         if os.environ.get(DVC_EXP_NAME):  # kedro-mlflow names the run after each stage's pipeline
             tags |= {"dvc_experiment": os.environ[DVC_EXP_NAME], "mlflow.runName": os.environ[DVC_EXP_NAME]}
         logger.info("Run tags: %s", tags)

@@ -27,6 +27,8 @@ from dvc.exceptions import DvcException
 
 from mobilei2v_pipeline.atomic_write import atomic_write_bytes
 from mobilei2v_pipeline.offline import go_offline
+from mobilei2v_pipeline.pipelines.release.gate import Decision
+from mobilei2v_pipeline.project_config import load_config, tracking_uri
 
 logger = logging.getLogger(__name__)
 
@@ -46,6 +48,7 @@ class Retrain:
 
     project: Path
     env: str
+    config: dict[str, Any] = field(default_factory=dict)  # as `kedro run --env ENV` sees it; loaded once
     started: datetime = field(default_factory=lambda: datetime.now(UTC))
     remote: str | None = None
     changed: dict[str, Any] = field(default_factory=dict)
@@ -121,9 +124,10 @@ def retrain(project: Path, env: str | None = None, wait_s: float = 0.0) -> Retra
 
 def _retrain(run: Retrain) -> None:
     from dvc.repo import Repo
+    from mlflow.tracking import MlflowClient
 
-    config = project_config(run.project, run.env)
-    client = registry_client(run.project, config)
+    run.config = load_config(run.project, run.env)
+    client = MlflowClient(tracking_uri(run.project, run.config))
     with Repo(str(run.project)) as repo:
         run.remote = repo.config["core"].get("remote")
         run.changed = repo.status()
@@ -134,21 +138,19 @@ def _retrain(run: Retrain) -> None:
             logger.info("pulling %d missing outputs from the DVC remote %r", len(missing), run.remote)
             repo.pull(targets=missing, allow_missing=True)
             run.changed = repo.status()
-        force_release = False
-        if not run.changed:
-            judged = _judged_version(run.project, client, config["release"])
+        if run.changed:
+            logger.info("changed: %s", ", ".join(run.changed))
+            stages = repo.reproduce()
+        else:
+            judged = _judged_version(run.project, client, run.config["release"])
             if judged:
                 run.outcome, run.nothing_changed = "kept", True
                 run.message = f"nothing changed: every stage is up to date; {judged}"
                 logger.info(run.message)
                 return
             # Up to date but never judged against this registry (a new tracking server, a killed gate).
-            force_release = True
-        logger.info("changed: %s", ", ".join(run.changed) or "nothing; the release was never judged here")
-        if force_release:
+            logger.info("nothing changed, but this registry never judged the release: releasing again")
             stages = repo.reproduce("release", force=True, single_item=True)
-        else:
-            stages = repo.reproduce()
         run.stages_run = [stage.addressing for stage in stages]
         if "release" not in run.stages_run:
             run.outcome = "kept"
@@ -156,16 +158,13 @@ def _retrain(run: Retrain) -> None:
             return
         run.release = _read_json(run.project / REPORTS / "release.json")
         run.gate = pd.read_csv(run.project / REPORTS / "release_gate.csv")
-        name, version = config["release"]["model_name"], int(run.release["challenger_version"])
-        reason = client.get_model_version(name, str(version)).tags.get("decision_reason", "")
-        if run.release["promoted"]:
-            if run.remote:
-                logger.info("pushing to the DVC remote %r", run.remote)
-                repo.push()
-            run.outcome = "promoted"
-        else:
-            run.outcome = "kept"
-        run.message = f"{name} version {version} {reason}"
+        if run.release["promoted"] and run.remote:
+            logger.info("pushing to the DVC remote %r", run.remote)
+            repo.push()
+    run.outcome = "promoted" if run.release["promoted"] else "kept"
+    decision = Decision(bool(run.release["passed_gate"]), run.gate, not run.release["champion_version"])
+    name = run.config["release"]["model_name"]
+    run.message = f"{name} version {int(run.release['challenger_version'])} {decision.reason}"
     logger.info(run.message)
 
 
@@ -203,32 +202,14 @@ def _judged_version(project: Path, client, release: dict[str, Any]) -> str | Non
     return f"version {version.version} of {name} was already {decision}; {now}"
 
 
-def project_config(project: Path, env: str) -> dict[str, Any]:
-    """The parameters and kedro-mlflow settings `kedro run --env ENV` would see."""
-    from kedro.config import OmegaConfigLoader
-
-    from mobilei2v_pipeline.settings import CONFIG_LOADER_ARGS
-
-    loader = OmegaConfigLoader(str(project / "conf"), env=env, **CONFIG_LOADER_ARGS)
-    return {**loader["parameters"], "mlflow": loader["mlflow"]}
-
-
-def registry_client(project: Path, config: dict[str, Any]):
-    """An MLflow client on the tracking server the stages log to (conf's mlflow.yml, else the env)."""
-    from mlflow.tracking import MlflowClient
-
-    uri = config["mlflow"]["server"].get("mlflow_tracking_uri") or os.environ["MLFLOW_TRACKING_URI"]
-    if "://" not in uri:  # kedro-mlflow reads a bare path relative to the project
-        uri = (project / uri).resolve().as_uri()
-    return MlflowClient(uri)
-
-
 def write_report(run: Retrain) -> None:
     """data/08_reporting/retrain_report.md, and an MLflow run `retrain` with the report, the gate table and
     release.json, tagged like every run (commit, data version, env) and with the outcome."""
     report = format_report(run)
     path = run.project / REPORTS / "retrain_report.md"
     atomic_write_bytes(path, report.encode())
+    if not run.config:  # loading it was what failed
+        return
     try:
         _log_report(run, path)
     except Exception:  # the report on disk and the exit code still tell the scheduler
@@ -290,12 +271,13 @@ def _flatten(state: Any) -> str:
 
 
 def _log_report(run: Retrain, report: Path) -> None:
-    from mobilei2v_pipeline.data_version import data_version
-    from mobilei2v_pipeline.datasets.video_folder import VideoFolderDataset
-    from mobilei2v_pipeline.git_state import git_state
+    from mlflow.tracking import MlflowClient
 
-    config = project_config(run.project, run.env)
-    client = registry_client(run.project, config)
+    from mobilei2v_pipeline.datasets.video_folder import VideoFolderDataset
+    from mobilei2v_pipeline.hooks import run_tags
+
+    config = run.config
+    client = MlflowClient(tracking_uri(run.project, config))
     experiment = config["mlflow"]["tracking"]["experiment"]
     found = client.get_experiment_by_name(experiment["name"])
     if found is None:
@@ -304,13 +286,9 @@ def _log_report(run: Retrain, report: Path) -> None:
         experiment_id = client.create_experiment(experiment["name"], artifact_location=location)
     else:
         experiment_id = found.experiment_id
-    videos = VideoFolderDataset(str(run.project / "data/01_raw/videos")).load()
+    videos = VideoFolderDataset(str(run.project / config["catalog"]["user_videos"]["path"])).load()
     tags = {
-        **git_state(run.project),
-        "kedro_env": run.env,
-        "pipeline": "retrain",
-        "data_version": data_version(videos, config["synthetic"]),
-        "seed": str(config["seed"]),
+        **run_tags(run.project, run.env, "retrain", videos, config["synthetic"], config["seed"]),
         "outcome": run.outcome,
         "exit_code": str(run.exit_code),
         "stages_run": ",".join(run.stages_run) or "none",

@@ -13,6 +13,8 @@ import time
 import urllib.request
 from pathlib import Path
 
+from mobilei2v_pipeline.project_config import load_config, tracking_uri
+
 STARTUP_TIMEOUT_S = 90.0
 STOP_GRACE_S = 5.0
 TAIL_LINES = 20
@@ -35,11 +37,6 @@ class _StopRequest:
         deadline = time.monotonic() + seconds
         while not self.requested and time.monotonic() < deadline:
             time.sleep(0.1)
-
-
-def project_tracking_uri(project_path: Path) -> str:
-    """The tracking URI a `kedro run` in the project uses (settings.py's default unless the env says)."""
-    return os.environ.get("MLFLOW_TRACKING_URI") or f"sqlite:///{project_path.resolve() / 'mlflow.db'}"
 
 
 class _Child:
@@ -123,14 +120,13 @@ def serve_ui(
     host: str = "127.0.0.1",
     mlflow_port: int = 5000,
     viz_port: int = 4141,
-    backend_store_uri: str | None = None,
 ) -> int:
     """Start the MLflow UI on the project's tracking store and kedro-viz on the project, print their URLs and
     wait for SIGINT/SIGTERM or for either to exit; then stop both. Returns 0, or 1 when a UI exited by itself.
 
     When the tracking URI is an http(s) server, that server is the UI: only kedro-viz is started."""
     project_path = project_path.resolve()
-    uri = backend_store_uri or project_tracking_uri(project_path)
+    uri = tracking_uri(project_path, load_config(project_path, os.environ.get("KEDRO_ENV")))
     remote = uri.startswith(("http://", "https://"))
     probe = _probe_host(host)
     for name, port in [("kedro-viz", viz_port)] + ([] if remote else [("the MLflow UI", mlflow_port)]):
