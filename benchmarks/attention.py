@@ -78,7 +78,7 @@ def layer_macs(kind: str, tokens: int) -> int:
 def time_layer(layer: torch.nn.Module, grid: LatentGrid, repeats: int) -> tuple[list[float], list[float]]:
     """Wall times of the calls, and the CPU seconds per wall second of each (at most the thread count:
     less means other processes held the cores)."""
-    cos, sin = rope_tables(grid, PAPER.head_dim, PAPER.rope_theta)
+    cos, sin = rope_tables(grid, PAPER.head_dim, PAPER.rope_theta, PAPER.rope_position_scale(grid))
     x = torch.randn(1, grid.tokens, PAPER.hidden_size)
     times, cpu_per_wall = [], []
     with torch.inference_mode():

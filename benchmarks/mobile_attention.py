@@ -47,7 +47,7 @@ class _TrainingLayer(torch.nn.Module):
     def __init__(self, layer: torch.nn.Module):
         super().__init__()
         self.layer = layer
-        cos, sin = rope_tables(GRID, CONFIG.head_dim, CONFIG.rope_theta)
+        cos, sin = rope_tables(GRID, CONFIG.head_dim, CONFIG.rope_theta, CONFIG.rope_position_scale(GRID))
         self.register_buffer("cos", cos)
         self.register_buffer("sin", sin)
 
@@ -98,7 +98,7 @@ def layer_rows(repeats: int) -> list[dict]:
     ):
         torch.manual_seed(0)
         layer = training(CONFIG.hidden_size, CONFIG.num_heads).eval()
-        mobile_layer = mobile(layer, GRID, CONFIG.head_dim, CONFIG.rope_theta)
+        mobile_layer = mobile(layer, GRID, CONFIG)
         rows.append(
             _compare(
                 name,

@@ -28,3 +28,34 @@ def test_synthesize_writes_playable_videos(tmp_path: Path):
     assert len(videos) == 2
     info = probe_video(videos[0])
     assert (info.width, info.height, info.num_frames) == (96, 180, 24)
+
+
+def test_import_checkpoint_writes_a_denoiser_file_of_the_public_weights(tmp_path: Path):
+    import torch
+    from reference.make_upstream_reference import load_fixture
+
+    from mobilei2v_pipeline.models.i2v import load_denoiser
+
+    source = tmp_path / "public" / "mobilei2v.pth"
+    source.parent.mkdir()
+    reference = load_fixture()
+    torch.save({"state_dict": reference["state_dict"]}, source)
+    out = tmp_path / "teacher.pt"
+    result = CliRunner().invoke(main, ["import-checkpoint", str(source.parent), "--out", str(out)])
+    assert result.exit_code == 0, result.output
+    assert "hidden 144, 16 blocks LLLLLLLSLLLLLLLS, 2 heads, 8-channel latents" in result.output
+    model = load_denoiser(torch.load(out, map_location="cpu", weights_only=True))
+    inputs = reference["inputs"]
+    timesteps = (inputs["timestep"] / 1000).unsqueeze(1).repeat(1, 3)
+    timesteps[:, 0] = 0
+    with torch.no_grad():
+        out_video = model(inputs["latents"], timesteps, inputs["flow_score"])
+    assert (out_video - reference["output"]).abs().max() <= 1e-4
+
+
+def test_import_checkpoint_names_what_is_wrong(tmp_path: Path):
+    (tmp_path / "notes.txt").write_text("no checkpoint here")
+    result = CliRunner().invoke(main, ["import-checkpoint", str(tmp_path), "--out", str(tmp_path / "t.pt")])
+    assert result.exit_code == 1
+    assert f"{tmp_path} holds no checkpoint file" in result.output
+    assert not (tmp_path / "t.pt").exists()

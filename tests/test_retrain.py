@@ -134,8 +134,9 @@ def test_a_new_target_device_re_profiles_without_retraining(scheduled: Path):
 
 def test_a_worse_challenger_is_rejected_and_the_champion_keeps_its_alias(scheduled: Path):
     champion = _champion()
-    # W8A8 with nothing kept in float: the deployed graph far from the fp32 one.
+    # W8A8 with 4-bit weights and nothing kept in float: the deployed graph far from the fp32 one.
     params = scheduled / "conf/base/parameters_quantization.yml"
+    _edit(params, "w8a8: {weights: QInt8,", "w8a8: {weights: QInt4,")
     _edit(params, "keep_float_ops: [ReduceMean, Pow, Sqrt, Reciprocal, Div, Softmax]", "keep_float_ops: []")
     _edit(params, "keep_float_modules: [timestep_embedder, motion_embedder]", "keep_float_modules: []")
     result = _retrain(scheduled)

@@ -58,6 +58,49 @@ def model_card_command(preset_name: str, as_json: bool) -> None:
     click.echo(json.dumps(card, indent=2) if as_json else format_model_card(card))
 
 
+@main.command("import-checkpoint")
+@click.argument("src", type=click.Path(exists=True, path_type=Path))
+@click.option("--out", "out_path", type=click.Path(dir_okay=False, path_type=Path), required=True)
+@click.option(
+    "--preset", "preset_name", default="paper", show_default=True, help="RoPE and embedding settings"
+)
+def import_checkpoint_command(src: Path, out_path: Path, preset_name: str) -> None:
+    """Convert a public MobileI2V checkpoint SRC (a .pth file, or a folder holding one) into this project's
+    denoiser file OUT, the format of data/06_models/teacher/teacher.pt. The width, depth and block pattern
+    are read from the checkpoint; the rest comes from the preset. Local files only."""
+    import torch
+
+    from mobilei2v_pipeline.atomic_write import atomic_write
+    from mobilei2v_pipeline.models.checkpoint_import import (
+        CheckpointImportError,
+        import_public_checkpoint,
+        our_key,
+        public_architecture,
+        read_public_state_dict,
+    )
+    from mobilei2v_pipeline.models.config import PRESETS
+    from mobilei2v_pipeline.models.i2v import denoiser_file
+
+    if preset_name not in PRESETS:
+        raise click.BadParameter(
+            f"unknown preset {preset_name!r}; choose from {sorted(PRESETS)}", param_hint="--preset"
+        )
+    try:
+        public = read_public_state_dict(src)
+        config = public_architecture(public, PRESETS[preset_name].denoiser)
+        model = import_public_checkpoint(src, config)
+    except (CheckpointImportError, FileNotFoundError) as error:
+        raise click.ClickException(str(error)) from error
+    atomic_write(out_path, lambda handle: torch.save(denoiser_file(model), handle))
+    params = sum(p.numel() for p in model.parameters())
+    ignored = sum(our_key(k) is None for k in public)
+    click.echo(
+        f"wrote {out_path}: {params:,} parameters, hidden {config.hidden_size}, {config.depth} blocks "
+        f"{config.block_pattern}, {config.num_heads} heads, {config.latent_channels}-channel latents; "
+        f"ignored {ignored} keys of the unused text path and position buffers"
+    )
+
+
 @main.command()
 @click.option("--image", "image_path", type=click.Path(path_type=Path), required=True, help="the first frame")
 @click.option("--motion", default=2.0, show_default=True, help="motion score (pixels per frame at 256p)")

@@ -9,7 +9,7 @@ import torch
 from mobilei2v_pipeline.models.config import DenoiserConfig, LatentGrid, get_preset
 from mobilei2v_pipeline.models.denoiser import MobileI2VDenoiser
 
-SMALL = DenoiserConfig(latent_channels=4, hidden_size=32, depth=3, num_heads=2, softmax_blocks=(1,))
+SMALL = DenoiserConfig(latent_channels=4, hidden_size=36, depth=3, num_heads=2, softmax_blocks=(1,))
 
 
 def small_model(seed: int = 0, **overrides: object) -> MobileI2VDenoiser:
@@ -113,11 +113,22 @@ def test_gradient_checkpointing_gives_the_same_output_and_gradients() -> None:
         torch.testing.assert_close(plain, recomputed)
 
 
-def test_caption_embedder_is_built_but_never_used() -> None:
+def test_text_path_is_built_but_never_used() -> None:
     model = small_model(caption_embedder=True)
     latents, timesteps, motion = inputs(LatentGrid(2, 2, 2))
     model(latents, timesteps, motion).sum().backward()
-    assert all(p.grad is None for p in model.caption_embedder.parameters())
+    text_path = [*model.caption_embedder.parameters(), *model.caption_norm.parameters()]
+    assert text_path and all(p.grad is None for p in text_path)
+
+
+def test_rope_positions_follow_the_paper_scale_or_the_base_grid_rule() -> None:
+    paper = get_preset("paper").denoiser
+    assert paper.rope_position_scale(LatentGrid(3, 23, 40)) == (1.0, 1.4375, 2.5)
+    assert paper.rope_position_scale(LatentGrid(3, 22, 40)) == (1.0, 1.4375, 2.5)  # fixed, as upstream
+    tiny = get_preset("tiny").denoiser
+    assert tiny.rope_position_scale(LatentGrid(2, 8, 14)) == (1.0, 0.5, 0.875)
+    # The rule gives the paper's figures on the paper's grid.
+    assert tiny.rope_position_scale(LatentGrid(3, 23, 40)) == (1.0, 1.4375, 2.5)
 
 
 @pytest.mark.parametrize(
@@ -139,6 +150,9 @@ def test_wrong_shapes_are_named(latents: tuple, timesteps: tuple, motion: tuple,
     [
         ({"hidden_size": 30, "num_heads": 4}, "not divisible"),
         ({"hidden_size": 32, "num_heads": 8}, "head_dim 4"),
+        ({"hidden_size": 32, "num_heads": 2}, "multiple of 6"),
+        ({"rope_interpolation_scale": (1.0, 0.0, 2.5)}, "rope_interpolation_scale"),
+        ({"rope_interpolation_scale": (1.0, 2.5)}, "rope_interpolation_scale"),
         ({"depth": 3, "softmax_blocks": (3,)}, "softmax_blocks"),
         ({"softmax_blocks": (1, 1)}, "softmax_blocks"),
         ({"depth": 0, "softmax_blocks": ()}, "depth"),
@@ -154,7 +168,7 @@ def test_presets_give_the_latent_grids_of_design() -> None:
     assert get_preset("paper").latent_grid.tokens == 2760
     tiny = get_preset("tiny")
     assert tiny.latent_grid == LatentGrid(2, 8, 14) and tiny.latent_grid.tokens == 224
-    assert tiny.denoiser.head_dim == 32 and tiny.denoiser.block_pattern == "LLSLLS"
+    assert tiny.denoiser.head_dim == 30 and tiny.denoiser.block_pattern == "LLSLLS"
     with pytest.raises(KeyError, match="paper, tiny"):
         get_preset("huge")
 

@@ -8,7 +8,7 @@ import pytest
 import torch
 
 from mobilei2v_pipeline.models.attention import LinearAttention, SoftmaxAttention
-from mobilei2v_pipeline.models.config import LatentGrid, get_preset
+from mobilei2v_pipeline.models.config import DenoiserConfig, LatentGrid, get_preset
 from mobilei2v_pipeline.models.denoiser import MobileI2VDenoiser
 from mobilei2v_pipeline.models.mobile_attention import (
     MobileLinearAttention,
@@ -25,11 +25,12 @@ from mobilei2v_pipeline.models.rope import rope_tables
 )
 def test_one_layer_matches_in_both_layouts(training, mobile):
     torch.manual_seed(0)
-    grid, hidden, heads = LatentGrid(3, 4, 5), 48, 4
+    config = DenoiserConfig(hidden_size=48, num_heads=4, rope_interpolation_scale=(1.0, 1.5, 2.5))
+    grid, hidden, heads = LatentGrid(3, 4, 5), config.hidden_size, config.num_heads
     layer = training(hidden, heads)
     x = torch.randn(2, grid.tokens, hidden)
-    cos, sin = rope_tables(grid, hidden // heads)
-    export = mobile(layer, grid, hidden // heads, 10000.0)
+    cos, sin = rope_tables(grid, config.head_dim, config.rope_theta, config.rope_position_scale(grid))
+    export = mobile(layer, grid, config)
     with torch.no_grad():
         expected = layer(x, cos, sin)
         torch.testing.assert_close(export(x), expected, atol=1e-5, rtol=1e-5)

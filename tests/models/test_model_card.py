@@ -25,13 +25,19 @@ def paper_card() -> dict:
 
 
 def test_paper_model_has_the_published_size(paper_card: dict) -> None:
-    assert 263.6e6 <= paper_card["params"] <= 266.2e6  # 264.9M without the unused caption embedder
+    assert paper_card["params"] == 264_855_296  # without the public code's unused text path
     assert sum(paper_card["params_by_part"].values()) == paper_card["params"]
     blocks = sum(n for part, n in paper_card["params_by_part"].items() if part.startswith("blocks_"))
     assert 15.2e6 <= blocks / 16 <= 15.4e6
-    assert "without the caption embedder" in paper_card["params_note"]
-    with_caption = count_parameters_of(replace(get_preset("paper").denoiser, caption_embedder=True))
-    assert abs(with_caption - 267.22e6) < 0.01e6  # the public code's count
+    assert "without the text path" in paper_card["params_note"]
+    assert "267,218,048" in paper_card["params_note"]
+    with_text = model_card(
+        replace(get_preset("paper"), denoiser=replace(get_preset("paper").denoiser, caption_embedder=True))
+    )
+    assert with_text["params"] == 267_218_048  # the public code's count, part for part
+    assert with_text["params_by_part"]["caption_embedder"] == 2_361_600  # y_embedder
+    assert with_text["params_by_part"]["caption_norm"] == 1_152  # attention_y_norm
+    assert count_parameters_of(replace(get_preset("paper").denoiser, caption_embedder=True)) == 267_218_048
 
 
 def test_paper_card_describes_the_latent_and_the_block_mix(paper_card: dict) -> None:
@@ -54,7 +60,7 @@ def test_paper_model_costs_about_0_71_tmac_per_call(paper_card: dict) -> None:
     [
         (get_preset("tiny").denoiser, get_preset("tiny").latent_grid),
         (
-            DenoiserConfig(latent_channels=8, hidden_size=48, depth=3, num_heads=3, softmax_blocks=(0, 1, 2)),
+            DenoiserConfig(latent_channels=8, hidden_size=54, depth=3, num_heads=3, softmax_blocks=(0, 1, 2)),
             LatentGrid(3, 5, 7),
         ),
     ],

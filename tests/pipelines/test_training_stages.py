@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 import shutil
 import subprocess
 import sys
@@ -61,7 +62,7 @@ def test_teacher_loss_falls_and_checkpoints_are_kept(trained_project: Path):
     kept = checkpoints(trained_project / "data/06_models/teacher/checkpoints")
     assert [p.name for p in kept] == ["checkpoint-0000020", "checkpoint-0000030"]  # every 10 steps, 2 kept
     model = torch.load(trained_project / "data/06_models/teacher/teacher.pt", weights_only=True)
-    assert load_denoiser(model).config.hidden_size == 32
+    assert load_denoiser(model).config.hidden_size == 36
     samples = probe_video(trained_project / REPORTS / "teacher_samples.mp4")
     assert samples.num_frames == 9 and samples.width == 3 * 112  # image | generated | ground truth
 
@@ -177,3 +178,41 @@ def test_a_pretrained_vae_is_loaded_and_training_skipped(tmp_path: Path):
     assert history.empty
     for (name, loaded), original in zip(vae.state_dict().items(), saved.state_dict().values(), strict=True):
         assert torch.equal(loaded, original), name
+
+
+def _public_names(state_dict: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
+    """Our denoiser's weights under the public MobileI2V code's names and shapes, with its unused text path
+    and position buffers, as its checkpoints hold them."""
+    renames = [
+        (r"^patch_embed\.", "x_embedder.proj."),
+        (r"^timestep_embedder\.mlp\.", "t_embedder.mlp."),
+        (r"^timestep_embedder\.modulation\.", "t_block."),
+        (r"^motion_embedder\.mlp\.", "flow_embedder.mlp."),
+        (r"^motion_embedder\.modulation\.", "flow_block."),
+        (r"^blocks\.(\d+)\.ffn\.(\w+)\.", r"blocks.\1.mlp.\2.conv."),
+    ]
+    public = {}
+    for key, value in state_dict.items():
+        for pattern, replacement in renames:
+            key = re.sub(pattern, replacement, key)
+        public[key] = value[:, :, None, None] if key == "x_embedder.proj.weight" else value
+    return public | {"y_embedder.y_proj.fc1.weight": torch.zeros(4, 8), "pos_embed": torch.zeros(1, 28, 4)}
+
+
+def test_the_teacher_stage_imports_a_public_checkpoint(trained_project, tmp_path, monkeypatch, caplog):
+    project = tmp_path / "project"
+    shutil.copytree(trained_project, project)
+    use_project(project, monkeypatch, mlflow.get_tracking_uri())
+    trained = torch.load(project / "data/06_models/teacher/teacher.pt", weights_only=True)
+    folder = project / "data/01_raw/pretrained/mobilei2v"
+    folder.mkdir(parents=True)
+    torch.save({"state_dict": _public_names(trained["state_dict"]), "epoch": 1}, folder / "public.pth")
+    params = {"teacher": {"pretrained_path": str(folder)}}
+    with caplog.at_level("INFO"):
+        run_kedro(project, pipeline="teacher", params=params)
+    assert "Importing the public MobileI2V checkpoint" in caplog.text and "training skipped" in caplog.text
+    metrics = _json(project, "teacher.json")
+    assert metrics["teacher_pretrained"] == 1 and metrics["teacher_train_steps"] == 0
+    imported = torch.load(project / "data/06_models/teacher/teacher.pt", weights_only=True)
+    for key, value in trained["state_dict"].items():
+        assert torch.equal(imported["state_dict"][key], value), key

@@ -27,33 +27,31 @@ def merge_heads(x: torch.Tensor) -> torch.Tensor:
 def relu_linear_attention(
     q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, cos: torch.Tensor, sin: torch.Tensor, eps: float
 ) -> torch.Tensor:
-    """out_i = sum_j <R_i q'_i, R_j k'_j> v_j / (sum_j <q'_i, k'_j> + eps), with q' = ReLU(q), k' = ReLU(k)
-    and R_i the RoPE rotation of token i. Inputs and output (B, heads, N, d); computed in float32.
+    """out_i = sum_j <q'_i, k'_j> v_j / (sum_j <q'_i, k'_j> + eps), with q' = ReLU(R q) and k' = ReLU(R k),
+    R the RoPE rotation of each token. Inputs and output (B, heads, N, d); computed in float32.
 
-    RoPE comes after the ReLU and only in the numerator (Sana-Video's LiteLAReLURope): rotated features
-    can have negative dot products, so a normaliser built from them could be zero or negative, while the
-    un-rotated ReLU features keep it >= 0. That is why the normaliser is its own (1 x d) @ (d x N) product
-    here rather than the extra row of the numerator's matmul that padding V with ones gives in plain Sana:
-    the numerator and the normaliser use different features.
+    The public code's LiteLA order: RoPE first, then the ReLU kernel, so the features are non-negative and
+    the normaliser, computed from the same features, is >= 0. V is padded with a column of ones, so one
+    (K^T [V 1]) state gives the numerator and the normaliser together: a d x (d + 1) state per head, linear
+    in N, and no N x N matrix exists.
     """
     with torch.autocast(q.device.type, enabled=False):
-        q, k, v = F.relu(q.float()), F.relu(k.float()), v.float()
-        # (K^T V) first: a d x d state per head, so the cost is linear in N and no N x N matrix exists.
-        state = torch.einsum("bhnd,bhne->bhde", apply_rope(k, cos, sin), v)
-        numerator = torch.einsum("bhnd,bhde->bhne", apply_rope(q, cos, sin), state)
-        normaliser = torch.einsum("bhnd,bhd->bhn", q, k.sum(dim=2))
-        return numerator / (normaliser.unsqueeze(-1) + eps)
+        q = F.relu(apply_rope(q.float(), cos, sin))
+        k = F.relu(apply_rope(k.float(), cos, sin))
+        v = F.pad(v.float(), (0, 1), value=1.0)
+        out = torch.einsum("bhnd,bhde->bhne", q, torch.einsum("bhnd,bhne->bhde", k, v))
+        return out[..., :-1] / (out[..., -1:] + eps)
 
 
 class LinearAttention(nn.Module):
-    """ReLU linear attention with RMSNorm on q and k and 3D RoPE; qkv without bias, as Sana."""
+    """ReLU linear attention with RMSNorm on q and k (over all channels, before the head split) and 3D RoPE;
+    qkv without bias, as the public code's LiteLA."""
 
     def __init__(self, hidden_size: int, num_heads: int, eps: float = 1e-8) -> None:
         super().__init__()
         self.num_heads = num_heads
         self.eps = eps
         self.qkv = nn.Linear(hidden_size, 3 * hidden_size, bias=False)
-        # Over all channels before the head split, as Sana does.
         self.q_norm = nn.RMSNorm(hidden_size, eps=1e-5)
         self.k_norm = nn.RMSNorm(hidden_size, eps=1e-5)
         self.proj = nn.Linear(hidden_size, hidden_size)

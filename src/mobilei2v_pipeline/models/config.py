@@ -5,6 +5,10 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass
 
+# The rule behind the public code's RoPE scale: latent positions are scaled to a grid of this many cells in
+# height and width, whatever the latent's size (its (1, 1.4375, 2.5) is 23 / 16 and 40 / 16).
+ROPE_BASE_GRID = 16
+
 
 @dataclass(frozen=True)
 class DenoiserConfig:
@@ -18,8 +22,12 @@ class DenoiserConfig:
     softmax_blocks: tuple[int, ...] = (7, 15)  # 0-based: the paper's blocks 8 and 16; the rest are linear
     frequency_embedding_size: int = 256
     rope_theta: float = 10000.0
-    # The public code keeps Sana's caption projection although no block reads it; off by default, counted
-    # only to reconcile our parameter count with the public one (see model_card.py).
+    # 3D RoPE divides (frame, row, column) positions by these. The public code fixes them at (1, 1.4375, 2.5),
+    # its 23 x 40 latent scaled to a 16 x 16 base grid, whatever grid it runs on; None applies that rule to
+    # the grid at hand: (1, H / 16, W / 16).
+    rope_interpolation_scale: tuple[float, float, float] | None = (1.0, 1.4375, 2.5)
+    # The public code keeps Sana's text path (a caption projection and its RMSNorm) although no block reads
+    # it; off by default, counted only to reconcile our parameter count with the public one (model_card.py).
     caption_embedder: bool = False
     # Inferred, not read: a 896-wide text encoder makes the projection 2.36M, the gap between the public
     # code's 267.22M and the 264.86M without it.
@@ -28,6 +36,14 @@ class DenoiserConfig:
     def __post_init__(self) -> None:
         # Parameters files give lists; a tuple keeps the frozen config hashable.
         object.__setattr__(self, "softmax_blocks", tuple(self.softmax_blocks))
+        if self.rope_interpolation_scale is not None:
+            scale = tuple(float(s) for s in self.rope_interpolation_scale)
+            if len(scale) != 3 or min(scale) <= 0:
+                raise ValueError(
+                    "DenoiserConfig.rope_interpolation_scale must be three positive (time, height, width) "
+                    f"divisors or null, got {self.rope_interpolation_scale}"
+                )
+            object.__setattr__(self, "rope_interpolation_scale", scale)
         positive = ("latent_channels", "hidden_size", "depth", "num_heads", "frequency_embedding_size")
         for name in positive:
             if getattr(self, name) < 1:
@@ -37,10 +53,10 @@ class DenoiserConfig:
                 f"DenoiserConfig: hidden_size {self.hidden_size} is not divisible by num_heads "
                 f"{self.num_heads}; pick heads that divide it"
             )
-        if self.head_dim % 2 or self.head_dim < 6:
+        if self.head_dim % 6:
             raise ValueError(
-                f"DenoiserConfig: head_dim {self.head_dim} (hidden_size / num_heads) must be even and >= 6 "
-                "so that 3D RoPE can give time, height and width an even share each"
+                f"DenoiserConfig: head_dim {self.head_dim} (hidden_size / num_heads) must be a multiple of 6 "
+                "so that 3D RoPE can give time, height and width an equal, even share each (72 in the paper)"
             )
         if self.frequency_embedding_size % 2:
             raise ValueError(
@@ -63,6 +79,12 @@ class DenoiserConfig:
     @property
     def ffn_hidden(self) -> int:
         return int(self.hidden_size * self.ffn_ratio)
+
+    def rope_position_scale(self, grid: LatentGrid) -> tuple[float, float, float]:
+        """The (time, height, width) divisors of RoPE positions on `grid`."""
+        if self.rope_interpolation_scale is not None:
+            return self.rope_interpolation_scale
+        return 1.0, grid.height / ROPE_BASE_GRID, grid.width / ROPE_BASE_GRID
 
     @property
     def block_pattern(self) -> str:
@@ -125,16 +147,17 @@ PRESETS: dict[str, Preset] = {
         spatial_compression=32,
     ),
     # The default demo, sized to train on 2 CPU cores in minutes: 9 x 128 x 224 -> latent 2 x 8 x 14 = 224
-    # tokens, the same 2-of-N softmax pattern at the end of each half.
+    # tokens, the same 2-of-N softmax pattern at the end of each half; RoPE positions by the base-grid rule.
     "tiny": Preset(
         name="tiny",
         denoiser=DenoiserConfig(
             latent_channels=16,
-            hidden_size=128,
+            hidden_size=120,
             depth=6,
             num_heads=4,
             ffn_ratio=2.5,
             softmax_blocks=(2, 5),
+            rope_interpolation_scale=None,
         ),
         video_frames=9,
         video_height=128,

@@ -6,6 +6,9 @@ Conditioning is adaLN-single: a timestep per latent frame and a motion score per
 and projected to six modulation vectors (shift, scale, gate for attention and for the FFN), which every block
 adds to its own learned table. The timestep is per frame, so the modulation is per token: in I2V frame 0 is
 the clean image latent and carries t = 0. The output is the rectified-flow velocity (see flow.py).
+
+The function is the public MobileI2V code's (`Mobiledit`, hustvl/MobileI2V), checked against a fixture made
+from it (tests/reference/); its checkpoints load through `checkpoint_import.py`.
 """
 
 from __future__ import annotations
@@ -23,12 +26,6 @@ from mobilei2v_pipeline.models.attention import LinearAttention, SoftmaxAttentio
 from mobilei2v_pipeline.models.config import DenoiserConfig, LatentGrid
 from mobilei2v_pipeline.models.rope import rope_tables
 
-# Flow time t in [0, 1] is embedded as t * 1000, the range DiT's sinusoid (periods 1 to 10^4) is made for.
-TIMESTEP_SCALE = 1000.0
-# Motion scores (mean optical-flow magnitude, about 0-10; 2.0 is the paper's default) are embedded as
-# motion * 100: the same 0-1000 range, and a step of 0.01 still turns the fastest frequencies.
-MOTION_SCALE = 100.0
-
 
 def sinusoidal_embedding(values: torch.Tensor, dim: int, max_period: float = 10000.0) -> torch.Tensor:
     """(...) -> (..., dim): cos and sin of the values at dim / 2 frequencies from 1 to 1 / max_period."""
@@ -42,12 +39,15 @@ def sinusoidal_embedding(values: torch.Tensor, dim: int, max_period: float = 100
 
 class ConditionEmbedder(nn.Module):
     """A scalar condition -> sinusoid -> MLP embedding (hidden), and its adaLN-single projection to the six
-    modulation vectors (Sana's t_embedder and t_block)."""
+    modulation vectors (the public code's t_embedder and t_block, flow_embedder and flow_block).
 
-    def __init__(self, hidden_size: int, frequency_embedding_size: int, scale: float) -> None:
+    The value goes into the sinusoid as it is, as in the public code: the flow time t in [0, 1] (its
+    timestep / 1000) and the raw motion score (about 0-10).
+    """
+
+    def __init__(self, hidden_size: int, frequency_embedding_size: int) -> None:
         super().__init__()
         self.frequency_embedding_size = frequency_embedding_size
-        self.scale = scale
         self.mlp = nn.Sequential(
             nn.Linear(frequency_embedding_size, hidden_size), nn.SiLU(), nn.Linear(hidden_size, hidden_size)
         )
@@ -55,7 +55,7 @@ class ConditionEmbedder(nn.Module):
 
     def forward(self, values: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         """values (...) -> embedding (..., hidden) and modulation (..., 6, hidden)."""
-        frequencies = sinusoidal_embedding(values * self.scale, self.frequency_embedding_size)
+        frequencies = sinusoidal_embedding(values, self.frequency_embedding_size)
         embedding = self.mlp(frequencies.to(self.mlp[0].weight.dtype))
         return embedding, self.modulation(embedding).unflatten(-1, (6, -1))
 
@@ -146,19 +146,21 @@ class MobileI2VDenoiser(nn.Module):
         self.gradient_checkpointing = gradient_checkpointing
         hidden = config.hidden_size
         self.patch_embed = nn.Linear(config.latent_channels, hidden)  # patch size 1: a per-cell projection
-        self.timestep_embedder = ConditionEmbedder(hidden, config.frequency_embedding_size, TIMESTEP_SCALE)
-        self.motion_embedder = ConditionEmbedder(hidden, config.frequency_embedding_size, MOTION_SCALE)
+        self.timestep_embedder = ConditionEmbedder(hidden, config.frequency_embedding_size)
+        self.motion_embedder = ConditionEmbedder(hidden, config.frequency_embedding_size)
         self.blocks = nn.ModuleList(
             DenoiserBlock(config, softmax=i in config.softmax_blocks) for i in range(config.depth)
         )
         self.final_layer = FinalLayer(hidden, config.latent_channels)
         if config.caption_embedder:
-            # Sana's caption projection, kept by the public code although no block reads it. Never used here.
+            # The public code's text path (y_embedder's projection and attention_y_norm), which no block
+            # reads. Built only for the parameter count; never used here.
             self.caption_embedder = nn.Sequential(
                 nn.Linear(config.caption_channels, hidden),
                 nn.GELU(approximate="tanh"),
                 nn.Linear(hidden, hidden),
             )
+            self.caption_norm = nn.RMSNorm(hidden, eps=1e-5)
         self.initialize_weights()
 
     def initialize_weights(self) -> None:
@@ -220,7 +222,10 @@ class MobileI2VDenoiser(nn.Module):
         grid = LatentGrid(frames, height, width)
         timestep_embedding, timestep_modulation = self.timestep_embedder(timesteps)  # (B,T,C), (B,T,6,C)
         _, motion_modulation = self.motion_embedder(motion)  # (B, 6, C): one per sample
-        cos, sin = rope_tables(grid, self.config.head_dim, self.config.rope_theta, device=latents.device)
+        config = self.config
+        cos, sin = rope_tables(
+            grid, config.head_dim, config.rope_theta, config.rope_position_scale(grid), device=latents.device
+        )
         context = {
             "modulation": timestep_modulation + motion_modulation.unsqueeze(1),
             "timestep_embedding": timestep_embedding,

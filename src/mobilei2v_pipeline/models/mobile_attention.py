@@ -3,7 +3,8 @@
 Same weights, same results, different shapes of work: activations stay 4D and channels-first, (B, C, 1, S), so
 every projection is a 1x1 convolution; heads run one after another on channel slices instead of one batched
 reshape; the RoPE tables are constants of the static export grid, laid out (d, 1, S) so rotation is two
-multiplies and a channel swap, with no gather; the products are einsums; there is no fused SDPA op.
+multiplies and a signed channel swap inside each (time, height, width) block, with no gather; the products
+are einsums; there is no fused SDPA op.
 
 `use_mobile_attention` swaps them into a trained denoiser for one grid; each mobile module keeps a reference
 to the module it replaces, so the parameters are shared, not copied.
@@ -16,8 +17,8 @@ import torch.nn.functional as F
 from torch import nn
 
 from mobilei2v_pipeline.models.attention import LinearAttention, SoftmaxAttention
-from mobilei2v_pipeline.models.config import LatentGrid
-from mobilei2v_pipeline.models.rope import rope_tables
+from mobilei2v_pipeline.models.config import DenoiserConfig, LatentGrid
+from mobilei2v_pipeline.models.rope import rope_tables, rotate_half_blocks
 
 
 def linear_as_conv1x1(x: torch.Tensor, linear: nn.Linear) -> torch.Tensor:
@@ -32,17 +33,18 @@ def _rms_norm(x: torch.Tensor, norm: nn.RMSNorm) -> torch.Tensor:
 
 
 def _rotate(x: torch.Tensor, cos: torch.Tensor, sin: torch.Tensor) -> torch.Tensor:
-    """RoPE on one head (B, d, 1, S) with (d, 1, S) tables: rotate-half pairs channel i with i + d / 2."""
-    first, second = x.chunk(2, dim=1)
-    return x * cos + torch.cat([-second, first], dim=1) * sin
+    """RoPE on one head (B, d, 1, S) with (d, 1, S) tables."""
+    return x * cos + rotate_half_blocks(x, dim=1) * sin
 
 
 class _MobileAttention(nn.Module):
-    def __init__(self, source: nn.Module, grid: LatentGrid, head_dim: int, theta: float):
+    def __init__(self, source: nn.Module, grid: LatentGrid, config: DenoiserConfig):
         super().__init__()
         self.source = source
-        self.num_heads, self.head_dim = source.num_heads, head_dim
-        cos, sin = rope_tables(grid, head_dim, theta)  # (S, d)
+        self.num_heads, self.head_dim = source.num_heads, config.head_dim
+        cos, sin = rope_tables(  # (S, d)
+            grid, config.head_dim, config.rope_theta, config.rope_position_scale(grid)
+        )
         self.register_buffer("cos", cos.T.unsqueeze(1).contiguous(), persistent=False)  # (d, 1, S)
         self.register_buffer("sin", sin.T.unsqueeze(1).contiguous(), persistent=False)
 
@@ -63,13 +65,14 @@ class MobileLinearAttention(_MobileAttention):
         source = self.source
         q, k, v = linear_as_conv1x1(x, source.qkv).float().chunk(3, dim=1)
         q, k = _rms_norm(q, source.q_norm), _rms_norm(k, source.k_norm)
+        ones = torch.ones_like(v[:, :1])  # V padded with a row of ones: the normaliser's row
         outputs = []
         for q_h, k_h, v_h in zip(self._heads(q), self._heads(k), self._heads(v), strict=True):
-            q_h, k_h = F.relu(q_h), F.relu(k_h)
-            state = torch.einsum("bdis,beis->bde", _rotate(k_h, self.cos, self.sin), v_h)  # (B, d, d)
-            numerator = torch.einsum("bdis,bde->beis", _rotate(q_h, self.cos, self.sin), state)
-            normaliser = torch.einsum("bdis,bd->bis", q_h, k_h.sum(dim=3).squeeze(2))
-            outputs.append(numerator / (normaliser.unsqueeze(1) + source.eps))
+            q_h = F.relu(_rotate(q_h, self.cos, self.sin))
+            k_h = F.relu(_rotate(k_h, self.cos, self.sin))
+            state = torch.einsum("bdis,beis->bde", k_h, torch.cat([v_h, ones], dim=1))  # (B, d, d + 1)
+            out = torch.einsum("bdis,bde->beis", q_h, state)  # (B, d + 1, 1, S)
+            outputs.append(out[:, :-1] / (out[:, -1:] + source.eps))
         return linear_as_conv1x1(torch.cat(outputs, dim=1).to(x.dtype), source.proj)
 
 
@@ -94,5 +97,5 @@ def use_mobile_attention(model: nn.Module, grid: LatentGrid) -> nn.Module:
     for block in model.blocks:
         attention = block.attn.source if isinstance(block.attn, _MobileAttention) else block.attn
         mobile = {LinearAttention: MobileLinearAttention, SoftmaxAttention: MobileSoftmaxAttention}
-        block.attn = mobile[type(attention)](attention, grid, config.head_dim, config.rope_theta)
+        block.attn = mobile[type(attention)](attention, grid, config)
     return model

@@ -7,7 +7,8 @@ channels and E = frequency_embedding_size:
 
 - linear layers: patch embed N*L*C and final layer N*C*L; the timestep embedder once per latent frame,
   T * (E*C + C*C + C*6C), the motion embedder once; per block qkv 3*N*C^2 and output projection N*C^2.
-- linear attention products, per block: h * (N*d*d for K^T V, N*d*d for Q (K^T V), N*d for the normaliser).
+- linear attention products, per block: h * (N*d*(d+1) for K^T [V 1], N*d*(d+1) for Q (K^T [V 1])): V padded
+  with a row of ones gives the normaliser in the same products.
 - softmax attention products, per block: h * (N*N*d for Q K^T, N*N*d for softmax(.) V).
 - FFN convolutions, per block: pointwise N*C*2F and N*F*C; depthwise 3x3 9*N*2F (each output cell pays the
   whole kernel, padding included, as PyTorch's FLOP counter does).
@@ -57,7 +58,8 @@ def parameters_by_part(config: DenoiserConfig) -> dict[str, int]:
         "final_layer": count_parameters(model.final_layer),
     }
     if config.caption_embedder:
-        parts["caption_embedder"] = count_parameters(model.caption_embedder)
+        parts["caption_embedder"] = count_parameters(model.caption_embedder)  # y_embedder
+        parts["caption_norm"] = count_parameters(model.caption_norm)  # attention_y_norm
     if sum(parts.values()) != count_parameters(model):
         raise RuntimeError("parameters_by_part misses a part of MobileI2VDenoiser; add it to the table")
     return parts
@@ -66,7 +68,7 @@ def parameters_by_part(config: DenoiserConfig) -> dict[str, int]:
 def attention_product_macs(hidden_size: int, num_heads: int, tokens: int, softmax: bool) -> int:
     """MACs of one attention layer's products, without its qkv and output projections (4 * N * C^2)."""
     n, d = tokens, hidden_size // num_heads
-    return num_heads * (2 * n * n * d if softmax else 2 * n * d * d + n * d)
+    return num_heads * (2 * n * n * d if softmax else 2 * n * d * (d + 1))
 
 
 def count_macs(config: DenoiserConfig, grid: LatentGrid) -> dict[str, int]:
@@ -116,15 +118,16 @@ def model_card(preset: Preset) -> dict[str, Any]:
 def _params_note(config: DenoiserConfig, params: int) -> str:
     if config.caption_embedder:
         return (
-            f"{params / 1e6:.2f}M includes the caption embedder that the public code keeps but never uses "
-            "(the public code's 267.22M for the paper model counts it too)"
+            f"{params / 1e6:.2f}M includes the text path (caption embedder and its RMSNorm) that the public "
+            "code keeps but never uses, as the public code's count does (267,218,048 for the paper model)"
         )
-    with_caption = count_parameters_of(replace(config, caption_embedder=True))
+    with_text = count_parameters_of(replace(config, caption_embedder=True))
     return (
-        f"{params / 1e6:.2f}M counts the denoiser without the caption embedder that the public code keeps "
-        f"but never uses; with it (Linear {config.caption_channels}->{config.hidden_size}, GELU, Linear "
-        f"{config.hidden_size}->{config.hidden_size}: {(with_caption - params) / 1e6:.2f}M) it would be "
-        f"{with_caption / 1e6:.2f}M; the public code's 267.22M for the paper model includes it"
+        f"{params / 1e6:.2f}M counts the denoiser without the text path that the public code keeps but never "
+        f"uses: its caption embedder (Linear {config.caption_channels}->{config.hidden_size}, GELU, Linear "
+        f"{config.hidden_size}->{config.hidden_size}) and that embedder's RMSNorm ({config.hidden_size}), "
+        f"{with_text - params:,} parameters in all; with them it is {with_text:,} ({with_text / 1e6:.2f}M), "
+        "as the public code counts (267,218,048 for the paper model)"
     )
 
 

@@ -16,7 +16,7 @@ def _task() -> TeacherTask:
     generator = torch.Generator().manual_seed(0)
     latents = torch.randn((8, 16, 2, 4, 7), generator=generator)
     clips = LatentClips(latents, torch.rand(8, generator=generator) * 4, height=64, width=112)
-    config = DenoiserConfig(latent_channels=16, hidden_size=32, depth=2, num_heads=2, softmax_blocks=(1,))
+    config = DenoiserConfig(latent_channels=16, hidden_size=36, depth=2, num_heads=2, softmax_blocks=(1,))
     stats = {"mean": [0.0] * 16, "std": [1.0] * 16}
     return TeacherTask(
         config,

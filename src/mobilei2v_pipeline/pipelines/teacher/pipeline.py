@@ -23,7 +23,7 @@ def create_pipeline(**kwargs) -> Pipeline:
             ),
             node(
                 nodes.summarize_teacher,
-                ["teacher_model", "teacher_training_history"],
+                ["teacher_model", "teacher_training_history", "params:teacher"],
                 "teacher_metrics",
                 name="summarize_teacher",
             ),
