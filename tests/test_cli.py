@@ -59,3 +59,37 @@ def test_import_checkpoint_names_what_is_wrong(tmp_path: Path):
     assert result.exit_code == 1
     assert f"{tmp_path} holds no checkpoint file" in result.output
     assert not (tmp_path / "t.pt").exists()
+
+
+def test_figures_prints_the_readme_tables_and_writes_the_strip(tmp_path: Path, monkeypatch):
+    import json
+
+    import numpy as np
+    import pandas as pd
+    from PIL import Image
+
+    from mobilei2v_pipeline.report_figures import AUTOENCODER_FIGURES, EVALUATION_COLUMNS
+
+    reports = tmp_path / "data/08_reporting"
+    (reports / "evaluation_motion_gifs").mkdir(parents=True)
+    (reports / "autoencoder.json").write_text(json.dumps(dict.fromkeys(AUTOENCODER_FIGURES, 21.5)))
+    rows = {column: [1.25, 2.5] for column in EVALUATION_COLUMNS} | {
+        "row": ["teacher_20step", "student2_1step"]
+    }
+    pd.DataFrame(rows).to_csv(reports / "evaluation_table.csv", index=False)
+    frames = [Image.fromarray(np.full((16, 24, 3), 40 * i, np.uint8)) for i in range(5)]
+    frames[0].save(reports / "evaluation_motion_gifs/a.gif", save_all=True, append_images=frames[1:])
+    monkeypatch.chdir(tmp_path)
+
+    result = CliRunner().invoke(main, ["figures", "--strip", "docs/strip.gif"])
+    assert result.exit_code == 0, result.output
+    assert "| vae_val_motion_ratio | 21.5 |" in result.output
+    assert "| student2_1step | 2.5 |" in result.output
+    with Image.open(tmp_path / "docs/strip.gif") as strip:
+        assert strip.n_frames == 5 and strip.size == (24, 16)
+
+
+def test_figures_before_a_run_says_to_run_first(tmp_path: Path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    result = CliRunner().invoke(main, ["figures"])
+    assert result.exit_code != 0 and "make run" in result.output

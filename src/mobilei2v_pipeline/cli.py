@@ -136,6 +136,28 @@ def generate(
     )
 
 
+@main.command("figures")
+@click.option(
+    "--strip",
+    "strip_path",
+    type=click.Path(dir_okay=False, path_type=Path),
+    default=None,
+    help="also write the README's GIF strip of generated videos here (e.g. docs/default_run.gif)",
+)
+def figures_command(strip_path: Path | None) -> None:
+    """Print the README's tables (autoencoder, evaluation) from this project's data/08_reporting/."""
+    from mobilei2v_pipeline.report_figures import autoencoder_table, evaluation_table, strip_gif
+
+    project = Path.cwd()
+    try:
+        click.echo(f"{autoencoder_table(project)}\n\n{evaluation_table(project)}")
+        if strip_path:
+            atomic_write_bytes(strip_path, strip_gif(project))
+            click.echo(f"wrote {strip_path}")
+    except FileNotFoundError as error:
+        raise click.ClickException(f"{error}; run `make run` first") from error
+
+
 # The training node of each stage `mobilei2v train` knows: (pipeline, node). Kept here, not in train_stage.py,
 # so `mobilei2v --help` need not import Kedro and MLflow.
 TRAINING_NODES = {

@@ -26,6 +26,7 @@ from mobilei2v_pipeline.models.autoencoder import (
     to_uint8,
     vae_loss,
 )
+from mobilei2v_pipeline.models.config import get_preset
 
 
 def micro_vae(seed: int = 0):
@@ -123,6 +124,20 @@ def test_posterior_samples_are_reproducible_with_a_generator(vae) -> None:
     assert not torch.allclose(a, mean)
 
 
+def test_the_temporal_term_weighs_the_error_of_frame_to_frame_changes() -> None:
+    vae = micro_vae().train()
+    video = moving_waves(batch=2)
+
+    def loss_with(weight: float) -> tuple[float, dict[str, float]]:
+        loss, parts = vae_loss(vae, video, 1e-4, torch.Generator().manual_seed(0), temporal_weight=weight)
+        return loss.item(), parts
+
+    plain, parts = loss_with(0.0)
+    weighted, _ = loss_with(2.0)
+    assert parts["temporal"] > 0  # the untrained decoder does not move as the video does
+    assert weighted == pytest.approx(plain + 2.0 * parts["temporal"], rel=1e-5)
+
+
 def test_vae_loss_backpropagates_and_a_few_steps_reduce_the_reconstruction_error() -> None:
     vae = micro_vae().train()
     video = moving_waves(batch=2)
@@ -134,7 +149,7 @@ def test_vae_loss_backpropagates_and_a_few_steps_reduce_the_reconstruction_error
     history = []
     for _ in range(30):
         loss, parts = vae_loss(vae, video, kl_weight=1e-4, generator=generator)
-        assert math.isfinite(loss.item()) and set(parts) == {"reconstruction", "kl"}
+        assert math.isfinite(loss.item()) and set(parts) == {"reconstruction", "temporal", "kl"}
         optimizer.zero_grad()
         loss.backward()
         assert vae.encoder.conv_in.conv.weight.grad.abs().sum() > 0
@@ -198,9 +213,16 @@ def test_ltx_preset_is_the_real_32x_8x_128_channel_vae() -> None:
 
 
 def test_small_presets_share_the_denoiser_latent_format() -> None:
-    for name in ("tiny", "micro"):
+    for name, expected in (("tiny", (2, 8)), ("micro", (8, 16))):
         assert VAE_PRESETS[name]["latent_channels"] == 16
         with torch.device("meta"):
-            assert compression(build_vae(name)) == (8, 16)
+            assert compression(build_vae(name)) == expected
+    # The tiny preset's VAE makes the latents the tiny denoiser preset is sized for.
+    tiny = get_preset("tiny")
+    with torch.device("meta"):
+        vae = build_vae("tiny")
+    shape = latent_shape(vae, tiny.video_frames, tiny.video_height, tiny.video_width)
+    grid = tiny.latent_grid
+    assert shape[1:] == (grid.frames, grid.height, grid.width) == (3, 8, 14)
     with pytest.raises(ValueError, match="unknown VAE preset 'huge'"):
         build_vae("huge")

@@ -126,7 +126,7 @@ def test_rope_positions_follow_the_paper_scale_or_the_base_grid_rule() -> None:
     assert paper.rope_position_scale(LatentGrid(3, 23, 40)) == (1.0, 1.4375, 2.5)
     assert paper.rope_position_scale(LatentGrid(3, 22, 40)) == (1.0, 1.4375, 2.5)  # fixed, as upstream
     tiny = get_preset("tiny").denoiser
-    assert tiny.rope_position_scale(LatentGrid(2, 8, 14)) == (1.0, 0.5, 0.875)
+    assert tiny.rope_position_scale(LatentGrid(3, 8, 14)) == (1.0, 0.5, 0.875)
     # The rule gives the paper's figures on the paper's grid.
     assert tiny.rope_position_scale(LatentGrid(3, 23, 40)) == (1.0, 1.4375, 2.5)
 
@@ -167,7 +167,7 @@ def test_presets_give_the_latent_grids_of_design() -> None:
     assert get_preset("paper").latent_grid == LatentGrid(3, 23, 40)
     assert get_preset("paper").latent_grid.tokens == 2760
     tiny = get_preset("tiny")
-    assert tiny.latent_grid == LatentGrid(2, 8, 14) and tiny.latent_grid.tokens == 224
+    assert tiny.latent_grid == LatentGrid(3, 8, 14) and tiny.latent_grid.tokens == 336
     assert tiny.denoiser.head_dim == 30 and tiny.denoiser.block_pattern == "LLSLLS"
     with pytest.raises(KeyError, match="paper, tiny"):
         get_preset("huge")

@@ -49,6 +49,10 @@ def test_autoencoder_is_trained_and_every_clip_is_encoded_once(trained_project: 
     history = history.dropna(subset=["val_psnr_db"])
     assert history["step"].tolist() == [0, 10, 20]
     assert metrics["vae_val_psnr_db"] == pytest.approx(history["val_psnr_db"].iloc[-1], abs=0.5)
+    # The five figures of what the autoencoders keep, measured on decoded whole frames of the val clips.
+    kept = {"vae_val_psnr_db", "vae_val_motion_ratio", "vae_val_motion_spearman", "light_val_psnr_db"}
+    assert kept | {"vae_train_psnr_db"} <= set(metrics)
+    assert metrics["vae_val_motion_ratio"] >= 0 and 5 < metrics["light_val_psnr_db"] < 60
     assert (trained_project / "data/06_models/vae/config.json").exists()
     light = _json(trained_project, "light_autoencoder.json")
     assert {"light_val_decoder_psnr_vs_vae_db", "light_val_encoder_mse", "light_params"} <= set(light)

@@ -12,8 +12,10 @@ import pytest
 
 from mobilei2v_pipeline.video.clip_scores import brightness, motion_score, scene_cut_score
 from mobilei2v_pipeline.video.synthetic import (
+    CAMERA_MOTIONS,
     REJECT_KINDS,
     SyntheticVideoSpec,
+    fractal_texture,
     plan_synthetic_videos,
     render_frames,
     synthetic_video_bytes,
@@ -55,7 +57,7 @@ def test_plan_without_rejects_is_all_normal():
 
 
 def test_normal_speeds_are_log_spaced_from_min_to_max():
-    # Speeds 0.1, 1, 10, 100: sprites move at 1-2x their video's speed, the camera pans at 0-1x, so each
+    # Speeds 0.1, 1, 10, 100: sprites move at 1-1.5x their video's speed, the camera at 0.7-1x, so each
     # video's sprite speed falls in its own decade only if the spacing is logarithmic (linear would put
     # three of them above 30).
     specs = plan(num_videos=4, rejects={}, min_speed=0.1, max_speed=100.0)
@@ -63,7 +65,7 @@ def test_normal_speeds_are_log_spaced_from_min_to_max():
     for speed, base in zip(sprite, [0.1, 1.0, 10.0, 100.0], strict=True):
         assert base <= speed <= 2 * base
     for spec in specs:
-        assert 0 <= spec.pan_speed <= spec.sprite_speed
+        assert 0 <= spec.camera_speed <= spec.sprite_speed
 
 
 def test_speeds_cover_the_range_with_many_videos():
@@ -78,7 +80,8 @@ def test_reject_videos_move_at_a_middle_speed_except_static():
     middle = 1.0  # geometric mean of 0.25 and 4
     for kind in ("dark", "scene_cut"):
         assert middle <= specs[kind].sprite_speed <= 2 * middle
-    assert specs["static"].pan_speed == specs["static"].sprite_speed == 0.0
+    assert specs["static"].camera_speed == specs["static"].sprite_speed == 0.0
+    assert specs["static"].camera == "still"
 
 
 def test_unknown_reject_kind_raises():
@@ -155,3 +158,48 @@ def test_scene_cut_video_cuts_at_its_midpoint(seed):
     assert scene_cut_score(frames[middle - 2 : middle + 2]) < 0.5  # the curation threshold
     assert scene_cut_score(frames[:middle]) > 0.9
     assert scene_cut_score(frames[middle:]) > 0.9
+
+
+def test_normal_videos_take_every_camera_motion_in_turn():
+    specs = plan(num_videos=8, rejects={})
+    assert [spec.camera for spec in specs] == [*CAMERA_MOTIONS, *CAMERA_MOTIONS]
+    for spec in specs:
+        assert (spec.camera_speed == 0) == (spec.camera == "still")
+
+
+@pytest.mark.parametrize("camera", CAMERA_MOTIONS)
+def test_every_camera_motion_moves_the_picture_about_as_fast_as_planned(camera):
+    # A moving camera moves every pixel by about its speed; with a still camera only the sprites move, a part
+    # of the frame, so the mean flow is a fraction of their speed.
+    spec = next(s for s in plan(num_videos=8, rejects={}, max_speed=2.0) if s.camera == camera)
+    spec = replace(spec, camera_speed=1.0 if camera != "still" else 0.0, sprite_speed=1.0)
+    score = motion_score(frames_of(spec), reference_short_side=96)
+    low, high = (0.05, 0.6) if camera == "still" else (0.4, 2.0)
+    assert low < score < high
+
+
+def radial_amplitude(image: np.ndarray) -> np.ndarray:
+    """Mean amplitude spectrum of a grey image in octave-wide frequency bands, lowest first."""
+    spectrum = np.abs(np.fft.fftshift(np.fft.fft2(image - image.mean())))
+    h, w = image.shape
+    radius = np.hypot(*np.meshgrid(np.arange(w) - w // 2, np.arange(h) - h // 2))
+    bands = [(2, 4), (4, 8), (8, 16), (16, 32), (32, 64)]
+    return np.array([spectrum[(radius >= lo) & (radius < hi)].mean() for lo, hi in bands])
+
+
+def test_textures_have_a_falling_spectrum_not_white_noise():
+    # Natural images: amplitude about 1/f, halving per octave. White noise: flat.
+    texture = fractal_texture(np.random.default_rng(0), 128, 128)[..., 0]
+    amplitude = radial_amplitude(texture)
+    ratios = amplitude[1:] / amplitude[:-1]
+    assert np.all(ratios < 0.75), ratios
+    assert np.all(ratios > 0.2), ratios
+    noise = radial_amplitude(np.random.default_rng(0).normal(size=(128, 128)))
+    assert np.all(noise[1:] / noise[:-1] > 0.8)
+
+
+def test_frames_are_mostly_smooth_with_edges():
+    # Neighbouring pixels of natural frames are close; per-pixel noise would make them differ.
+    frames = frames_of(spec_of_kind("normal")).astype(np.float32)
+    step = np.abs(np.diff(frames, axis=2)).mean()
+    assert step < 6.0

@@ -1,10 +1,11 @@
 """The video autoencoder: a thin layer over diffusers' LTX-Video VAE (`AutoencoderKLLTXVideo`).
 
 The VAE is a causal 3D conv VAE. Its encoder sees frame 0 on its own (causal padding repeats the first frame),
-so 1 + 8k frames become 1 + k latent frames and frame 0's latent is the clean image latent the I2V denoiser is
-conditioned on. Presets are constructor kwargs: "ltx" is the real LTX-Video 0.9.0 VAE (32x spatial,
-8x temporal, 128 channels; for pretrained weights only), "tiny" and "micro" are the same architecture shrunk
-to train from scratch on a CPU (16x spatial, 8x temporal, 16 channels).
+so 1 + rk frames become 1 + k latent frames (r the temporal compression) and frame 0's latent is the clean
+image latent the I2V denoiser is conditioned on. Presets are constructor kwargs: "ltx" is the real
+LTX-Video 0.9.0 VAE (32x spatial, 8x temporal, 128 channels; for pretrained weights only), "tiny" (8x
+spatial, 2x temporal, 16 channels) and "micro" (16x, 8x, for tests) are the 0.9.5 layout of the same
+architecture, shrunk to train from scratch on a CPU.
 
 Videos are float tensors (B, 3, T, H, W) in [-1, 1]; latents are (B, C, t, h, w). Gradient mode is the
 caller's: wrap inference in `torch.no_grad()`.
@@ -24,30 +25,35 @@ if TYPE_CHECKING:  # diffusers takes 2.6 s to import, and every `kedro run` impo
     from diffusers import AutoencoderKLLTXVideo
 
 
-def _small_ltx(widths: tuple[int, ...], layers: tuple[int, ...], latent_channels: int = 16) -> dict:
-    """LTX kwargs at small width: patch 2 and three 2x down/up stages give 16x spatial and 8x temporal.
+def _small_ltx(
+    widths: tuple[int, ...], layers: tuple[int, ...], latent_channels: int = 16, patch_size: int = 2
+) -> dict:
+    """LTX kwargs at small width, in LTX-Video 0.9.5's layout: patch_size x patch_size patches, then one 2x
+    space-and-time stage per width after the first (patch 4 and one stage: 8x spatial, 2x temporal; patch 2
+    and three stages: 16x and 8x).
 
-    `layers` has one entry per block plus the mid block; the decoder mirrors the encoder.
+    0.9.5's down and up samplers carry a parameter-free residual (space-to-depth averaged over channel groups,
+    and its inverse), so low frequencies pass from the start. `layers` has one entry per stage plus the mid
+    block; the decoder mirrors the encoder.
     """
-    blocks = len(widths)
-    scaling = (True,) * 3 + (False,) * (blocks - 3)
+    stages = len(widths) - 1
     return {
         "in_channels": 3,
         "out_channels": 3,
         "latent_channels": latent_channels,
         "block_out_channels": widths,
-        "decoder_block_out_channels": widths,
-        "down_block_types": ("LTXVideoDownBlock3D",) * blocks,
+        "decoder_block_out_channels": widths[:-1],
+        "down_block_types": ("LTXVideo095DownBlock3D",) * stages,
         "layers_per_block": layers,
         "decoder_layers_per_block": layers,
-        "spatio_temporal_scaling": scaling,
-        "decoder_spatio_temporal_scaling": scaling,
-        "decoder_inject_noise": (False,) * (blocks + 1),
-        "downsample_type": ("conv",) * blocks,
-        "upsample_residual": (False,) * blocks,
-        "upsample_factor": (1,) * blocks,
+        "spatio_temporal_scaling": (True,) * stages,
+        "decoder_spatio_temporal_scaling": (True,) * stages,
+        "decoder_inject_noise": (False,) * (stages + 1),
+        "downsample_type": ("spatiotemporal",) * stages,
+        "upsample_residual": (True,) * stages,
+        "upsample_factor": (2,) * stages,
         "timestep_conditioning": False,
-        "patch_size": 2,
+        "patch_size": patch_size,
         "patch_size_t": 1,
         "encoder_causal": True,
         "decoder_causal": False,
@@ -77,10 +83,16 @@ VAE_PRESETS: dict[str, dict] = {
         "encoder_causal": True,
         "decoder_causal": False,
     },
-    # No resnet at the highest resolution (layers[0] = 0): that stage is most of the CPU time.
-    "tiny": _small_ltx(widths=(16, 32, 64), layers=(0, 1, 1, 1)),
-    "micro": _small_ltx(widths=(8, 16, 16), layers=(0, 1, 0, 1)),
+    # 8x spatial, 2x temporal, 16 channels (24x): a 5-frame clip becomes 3 latent frames, so motion has two
+    # latent frames to live in. One stage after 4x4 patches trains about twice as fast per step as patch 2
+    # and two stages (8x, 4x), and 3.5x faster per second (docs/autoencoder.md).
+    "tiny": _small_ltx(widths=(64, 128), layers=(1, 1), patch_size=4),
+    # For tests: 16x spatial and 8x temporal keep the latents (and the denoisers on them) small.
+    "micro": _small_ltx(widths=(8, 16, 32, 32), layers=(0, 0, 1, 1)),
 }
+
+
+INITIAL_LOG_VARIANCE = -8.0  # posterior std 0.018 at init
 
 
 def build_vae(preset: str | dict) -> AutoencoderKLLTXVideo:
@@ -96,8 +108,15 @@ def build_vae(preset: str | dict) -> AutoencoderKLLTXVideo:
     # loss is then to shrink it, which starves the layers below of gradient and stalls training at the mean
     # colour. Starting the output at zero (the mean of [-1, 1] video) shortens that plateau a lot (tiny
     # preset on synthetic clips: 14.9 dB instead of 13.4 dB after 1000 steps).
+    # The encoder's last output channel is the posterior's log-variance (shared by all latent channels). At
+    # its random init the posterior std is about 1, as large as the latents: the decoder then sees mostly
+    # noise and learns the mean colour. Starting it at INITIAL_LOG_VARIANCE lets reconstruction be learned
+    # first; the KL term still shapes it.
     with torch.no_grad():
         vae.decoder.conv_out.conv.weight.zero_()
+        log_variance = vae.encoder.conv_out.conv
+        log_variance.weight[-1].zero_()
+        log_variance.bias[-1].fill_(INITIAL_LOG_VARIANCE)
     return vae
 
 
@@ -225,20 +244,27 @@ def vae_loss(
     video: torch.Tensor,
     kl_weight: float,
     generator: torch.Generator | None = None,
+    temporal_weight: float = 0.0,
 ) -> tuple[torch.Tensor, dict[str, float]]:
-    """Training loss: L1 reconstruction of a posterior sample + kl_weight * KL to N(0, I).
+    """Training loss: L1 reconstruction of a posterior sample + temporal_weight * L1 of its frame-to-frame
+    differences + kl_weight * KL to N(0, I).
 
-    Both terms are means per element (pixel, latent value), so kl_weight does not depend on the video size;
-    diffusers' `kl()` sums over only some dims of a 5D latent, so it is written out here.
+    The temporal term weighs what moves: a decoder that blurs over time (shows a moving clip as a still) pays
+    for each lost difference, however small the moving part is. All terms are means per element (pixel,
+    latent value), so the weights do not depend on the video size; diffusers' `kl()` sums over only some dims
+    of a 5D latent, so it is written out here.
     """
     target = _model_input(vae, video)
     posterior = vae.encode(target).latent_dist
     latents = posterior.sample(generator=generator)
     height, width = video.shape[-2:]
-    reconstruction = F.l1_loss(_decode(vae, latents, height, width), target[..., :height, :width])
+    decoded, target = _decode(vae, latents, height, width), target[..., :height, :width]
+    reconstruction = F.l1_loss(decoded, target)
+    temporal = F.l1_loss(decoded.diff(dim=2), target.diff(dim=2))
     kl = 0.5 * (posterior.mean.pow(2) + posterior.var - 1.0 - posterior.logvar).mean()
-    loss = reconstruction + kl_weight * kl
-    return loss, {"reconstruction": float(reconstruction.detach()), "kl": float(kl.detach())}
+    loss = reconstruction + temporal_weight * temporal + kl_weight * kl
+    terms = {"reconstruction": reconstruction, "temporal": temporal, "kl": kl}
+    return loss, {name: float(value.detach()) for name, value in terms.items()}
 
 
 def latent_stats(latents: torch.Tensor) -> dict[str, list[float]]:

@@ -11,7 +11,8 @@ import numpy as np
 import pandas as pd
 from conftest import run_kedro, use_project
 
-from mobilei2v_pipeline.pipelines.evaluation.nodes import model_rows
+from mobilei2v_pipeline.datasets.video_file import VideoFileDataset
+from mobilei2v_pipeline.pipelines.evaluation.nodes import LABEL_HEIGHT, model_rows, motion_gifs
 
 REPORTS = Path("data/08_reporting")
 CONTRACT = [
@@ -42,6 +43,36 @@ def test_rows_are_every_model_at_its_steps_beside_the_teacher_at_n():
     ]
 
 
+def test_motion_gifs_put_motions_left_to_right_and_rows_top_to_bottom():
+    # 2 clips x 2 motions x 2 seeds; each video is filled with a code for its row and example.
+    table = pd.DataFrame(
+        [
+            {"clip_id": f"clip{c}", "clip_number": c, "motion": m, "seed": s}
+            for c in range(2)
+            for m in (1.0, 4.0)
+            for s in (0, 1)
+        ]
+    )
+    codes = {"teacher_4step": 0, "student2_1step": 100}
+    generated = {
+        "teacher_steps": 4,
+        "rows": {
+            name: {
+                "videos": np.stack([np.full((3, 8, 40, 3), code + i, np.uint8) for i in range(len(table))])
+            }
+            for name, code in codes.items()
+        },
+    }
+    evaluation = {"motion_gif_rows": ["teacher_{N}step", "student2_1step"], "seeds": [1, 0]}
+    gifs = motion_gifs(generated, {"table": table}, evaluation)
+    assert list(gifs) == ["clip0", "clip1"]
+    gif = gifs["clip1"]
+    assert gif.shape == (3, 2 * (LABEL_HEIGHT + 8), 2 * 40, 3)
+    # clip1 at seed 1 is examples 5 (motion 1) and 7 (motion 4); the student's band is below the teacher's.
+    assert [gif[0, LABEL_HEIGHT, 0, 0], gif[0, LABEL_HEIGHT, 40, 0]] == [5, 7]
+    assert [gif[0, 2 * LABEL_HEIGHT + 8, 0, 0], gif[0, 2 * LABEL_HEIGHT + 8, 40, 0]] == [105, 107]
+
+
 def test_the_evaluation_table_and_its_figures(trained_project: Path):
     table = pd.read_csv(trained_project / REPORTS / "evaluation_table.csv")
     # smoke: the teacher samples in 4 steps, so its rows are 1, 2 and 4 (= N).
@@ -63,6 +94,7 @@ def test_the_evaluation_table_and_its_figures(trained_project: Path):
     light = table["light_encoder_ms"] + table["denoiser_ms"] + table["light_decoder_ms"]
     assert np.allclose(light, table["light_latency_ms"], rtol=1e-5)
     assert table["fvd_note"].str.startswith("skipped: no local I3D").all()
+    assert np.isfinite(table["motion_rel_error"]).all() and (table["motion_rel_error"] >= 0).all()
 
     metrics = json.loads((trained_project / REPORTS / "evaluation.json").read_text())
     assert set(CONTRACT) <= set(metrics)
@@ -70,8 +102,15 @@ def test_the_evaluation_table_and_its_figures(trained_project: Path):
         metrics["speedup_teacher_vs_student2_1step"]
         == table.set_index("row").loc["student2_1step", "speedup_vs_teacher"]
     )
+    assert {f"{row}_motion_rel_error" for row in table["row"]} <= set(metrics)
     # One side-by-side grid per held-out example (smoke: 1 clip x 2 motions x 1 seed).
-    assert len(list((trained_project / REPORTS / "evaluation_grids").glob("*.gif"))) == 2
+    grids = sorted((trained_project / REPORTS / "evaluation_grids").glob("*.gif"))
+    assert len(grids) == 2
+    # One motion GIF per held-out image (smoke: 1 clip): 2 motion panels side by side, in 2 bands.
+    (gif,) = (trained_project / REPORTS / "evaluation_motion_gifs").glob("*.gif")
+    grid = VideoFileDataset(str(grids[0])).load()
+    width = grid.shape[2] // 5  # a grid is the input image beside 4 rows
+    assert VideoFileDataset(str(gif)).load().shape[1:] == (2 * (LABEL_HEIGHT + grid.shape[1]), 2 * width, 3)
     assert (trained_project / REPORTS / "evaluation_quality_latency.png").stat().st_size > 0
 
 
@@ -87,6 +126,7 @@ def test_the_evaluation_reaches_mlflow(trained_project: Path, tracking_uri: str)
         "evaluation/evaluation_table.csv",
         "evaluation/evaluation_quality_latency.png",
         "evaluation/grids",
+        "evaluation/motion_gifs",
     } <= artifacts
 
 

@@ -60,3 +60,11 @@ def test_fvd_reads_features_from_a_local_torchscript_model(tmp_path):
     assert distance(videos) == pytest.approx(0.0, abs=1e-4)
     dark = (videos // 4).astype(np.uint8)
     assert distance(dark) > 0.1
+
+
+def test_mean_relative_error_weighs_each_miss_by_what_was_asked():
+    # |1.5 - 1| / 1 = 0.5 and |6 - 8| / 8 = 0.25: the same figure whatever the motion's scale.
+    assert metrics.mean_relative_error([1.5, 6.0], [1.0, 8.0]) == pytest.approx(0.375)
+    assert metrics.mean_relative_error([4.0, 4.0], [4.0, 4.0]) == 0.0
+    with pytest.raises(ValueError, match="positive"):
+        metrics.mean_relative_error([1.0], [0.0])

@@ -11,10 +11,15 @@ import pandas as pd
 import torch
 
 from mobilei2v_pipeline.models import autoencoder as ae
-from mobilei2v_pipeline.models.light_autoencoder import LightAutoencoderConfig, light_autoencoder_file
+from mobilei2v_pipeline.models.light_autoencoder import (
+    LightAutoencoderConfig,
+    light_autoencoder_file,
+    load_light_autoencoder,
+)
 from mobilei2v_pipeline.pipelines.autoencoder.light import LightAutoencoderTask, vae_targets
-from mobilei2v_pipeline.pipelines.autoencoder.task import AutoencoderTask, reconstruct, reconstruction_psnr
+from mobilei2v_pipeline.pipelines.autoencoder.task import AutoencoderTask, pooled_psnr, reconstruct
 from mobilei2v_pipeline.training.loop import config_from_params, train
+from mobilei2v_pipeline.video.clip_scores import motion_score
 
 logger = logging.getLogger(__name__)
 
@@ -42,6 +47,7 @@ def train_autoencoder(
         stack_clips(clip_frames, val_ids),
         autoencoder["kl_weight"],
         autoencoder["crop_size"],
+        autoencoder["temporal_loss_weight"],
     )
     result = train(task, config_from_params(autoencoder["training"]), autoencoder["checkpoint_dir"])
     vae = ae.build_vae(autoencoder["vae"])
@@ -51,18 +57,41 @@ def train_autoencoder(
 
 def evaluate_autoencoder(
     vae: Any,
+    light_autoencoder: dict[str, Any],
     clip_table: pd.DataFrame,
     clip_frames: dict[str, Callable[[], np.ndarray]],
+    clip_latents: np.ndarray,
+    latent_table: pd.DataFrame,
     history: pd.DataFrame,
     autoencoder: dict[str, Any],
+    motion_reference_short_side: int,
 ) -> tuple[dict[str, float], np.ndarray]:
-    """Reconstruction PSNR on each split, and a video of val clips beside their reconstructions."""
+    """What the autoencoders keep of the clips, on whole frames: the VAE's reconstruction PSNR on each split,
+    how much of the val clips' motion survives it (curation's motion score of the reconstruction over the
+    clip's), and the light decoder's PSNR on the val latents; plus a video of val clips beside both."""
     metrics: dict[str, float] = {}
     for split in ("train", "val"):
-        clips = stack_clips(clip_frames, clip_table.loc[clip_table["split"] == split, "clip_id"])
-        metrics[f"vae_{split}_psnr_db"] = reconstruction_psnr(vae, clips)
+        rows = clip_table["split"] == split
+        clips = stack_clips(clip_frames, clip_table.loc[rows, "clip_id"])
+        restored = reconstruct(vae, clips)
+        metrics[f"vae_{split}_psnr_db"] = pooled_psnr(restored, clips)
+    # The loop ends on val: `clips` and `restored` are the val clips, in clip_table (= latent_table) order.
+    val, motion = (
+        clips,
+        motion_survival(
+            restored,
+            clips_motion=clip_table.loc[rows, "motion_score"],
+            reference_short_side=motion_reference_short_side,
+        ),
+    )
+    light = load_light_autoencoder(light_autoencoder)
+    light_decoded = light_decode(
+        light, clip_latents[(latent_table["split"] == "val").to_numpy()], *val.shape[2:4]
+    )
     temporal, spatial = ae.compression(vae)
     metrics |= {
+        **motion,
+        "light_val_psnr_db": pooled_psnr(light_decoded, val),
         "vae_params": sum(p.numel() for p in vae.parameters()),
         "vae_pretrained": int(bool(autoencoder["pretrained_path"])),
         "vae_train_steps": int(history["step"].max()) if len(history) else 0,
@@ -70,15 +99,37 @@ def evaluate_autoencoder(
         "vae_spatial_compression": spatial,
     }
     logger.info(
-        "VAE reconstruction PSNR: val %.2f dB, train %.2f dB",
+        "VAE on val: %.2f dB (train %.2f dB), motion kept %.2f (rank corr %.2f); light decoder %.2f dB",
         metrics["vae_val_psnr_db"],
         metrics["vae_train_psnr_db"],
+        metrics["vae_val_motion_ratio"],
+        metrics["vae_val_motion_spearman"],
+        metrics["light_val_psnr_db"],
     )
-    val = stack_clips(clip_frames, clip_table.loc[clip_table["split"] == "val", "clip_id"].head(4))
-    pairs = np.concatenate(
-        [val, reconstruct(vae, val)], axis=3
-    )  # (N, T, H, 2W, 3): original | reconstruction
-    return metrics, np.concatenate(list(pairs), axis=1)  # clips stacked vertically
+    shown = slice(0, 4)
+    # (N, T, H, 3W, 3): original | VAE | light decoder, clips stacked vertically
+    panels = np.concatenate([val[shown], restored[shown], light_decoded[shown]], axis=3)
+    return metrics, np.concatenate(list(panels), axis=1)
+
+
+def motion_survival(
+    restored: np.ndarray, clips_motion: pd.Series, reference_short_side: int
+) -> dict[str, float]:
+    """How much motion a reconstruction keeps: the median over clips of its motion score over the clip's, and
+    the rank correlation of the two (does a faster clip stay faster?)."""
+    kept = np.array([motion_score(clip, reference_short_side) for clip in restored])
+    source = clips_motion.to_numpy(dtype=float)
+    return {
+        "vae_val_motion_ratio": float(np.median(kept / np.maximum(source, 1e-6))),
+        "vae_val_motion_spearman": float(pd.Series(kept).corr(pd.Series(source), method="spearman")),
+    }
+
+
+@torch.no_grad()
+def light_decode(light: Any, latents: np.ndarray, height: int, width: int, batch_size: int = 8) -> np.ndarray:
+    """uint8 frames (N, T, H, W, 3) the light decoder makes of raw latents (N, C, t, h, w)."""
+    chunks = [torch.as_tensor(latents[i : i + batch_size]) for i in range(0, len(latents), batch_size)]
+    return np.concatenate([ae.to_uint8(light.decoder(chunk, height, width)) for chunk in chunks])
 
 
 @torch.no_grad()

@@ -23,7 +23,17 @@ def create_pipeline(**kwargs) -> Pipeline:
             ),
             node(
                 nodes.evaluate_autoencoder,
-                ["vae", "clip_table", "curated_clip_frames", "vae_training_history", "params:autoencoder"],
+                [
+                    "vae",
+                    "light_autoencoder",
+                    "clip_table",
+                    "curated_clip_frames",
+                    "clip_latents",
+                    "latent_table",
+                    "vae_training_history",
+                    "params:autoencoder",
+                    "params:curation.motion_reference_short_side",
+                ],
                 ["autoencoder_metrics", "vae_reconstructions"],
                 name="evaluate_autoencoder",
             ),

@@ -19,10 +19,11 @@ class AutoencoderTask:
         val: np.ndarray,
         kl_weight: float,
         crop_size: int | None = None,
+        temporal_weight: float = 0.0,
     ):
         self.vae_preset, self.train_clips, self.val_clips, self.kl_weight = vae_preset, train, val, kl_weight
-        self.crop_size = crop_size
-        self.fingerprint = fingerprint(vae_preset, kl_weight, crop_size, train)
+        self.crop_size, self.temporal_weight = crop_size, temporal_weight
+        self.fingerprint = fingerprint(vae_preset, kl_weight, crop_size, temporal_weight, train)
 
     def build_model(self) -> torch.nn.Module:
         return ae.build_vae(self.vae_preset)
@@ -36,7 +37,7 @@ class AutoencoderTask:
     def loss(self, model, batch, generator):
         model.train()
         video = random_crop(batch["video"], self.crop_size, generator)
-        loss, terms = ae.vae_loss(model, video, self.kl_weight, generator=generator)
+        loss, terms = ae.vae_loss(model, video, self.kl_weight, generator, self.temporal_weight)
         return loss, {"loss": loss.item(), **{k: float(v) for k, v in terms.items()}}
 
     def validate(self, model) -> dict[str, float]:
@@ -81,6 +82,10 @@ def reconstruct(vae, clips: np.ndarray, batch_size: int = 8) -> np.ndarray:
 
 def reconstruction_psnr(vae, clips: np.ndarray) -> float:
     """PSNR in dB of the reconstruction of uint8 clips, over all their pixels."""
-    restored = reconstruct(vae, clips)
+    return pooled_psnr(reconstruct(vae, clips), clips)
+
+
+def pooled_psnr(restored: np.ndarray, clips: np.ndarray) -> float:
+    """PSNR in dB of uint8 videos against uint8 references, from the MSE over all their pixels at once."""
     mse = np.mean((restored.astype(np.float64) - clips.astype(np.float64)) ** 2)
     return float(10 * np.log10(255.0**2 / max(mse, 1e-10)))

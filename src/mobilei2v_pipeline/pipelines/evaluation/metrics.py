@@ -63,3 +63,12 @@ def rank_correlation(a: np.ndarray, b: np.ndarray) -> float:
     if a.nunique() < 2 or b.nunique() < 2:
         return float("nan")
     return float(a.corr(b, method="spearman"))
+
+
+def mean_relative_error(measured: np.ndarray, requested: np.ndarray) -> float:
+    """Mean of |measured - requested| / requested: motion adherence that weighs a miss at low requested
+    motion as much as the same fraction at high motion. Requested values must be positive."""
+    measured, requested = np.asarray(measured, dtype=float), np.asarray(requested, dtype=float)
+    if (requested <= 0).any():
+        raise ValueError("relative error needs positive requested values")
+    return float(np.mean(np.abs(measured - requested) / requested))

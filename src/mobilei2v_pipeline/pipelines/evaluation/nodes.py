@@ -12,6 +12,7 @@ import numpy as np
 import pandas as pd
 import torch
 from matplotlib.figure import Figure
+from PIL import Image, ImageDraw
 from tqdm.auto import tqdm
 
 from mobilei2v_pipeline.models import autoencoder as ae
@@ -23,6 +24,7 @@ from mobilei2v_pipeline.pipelines.evaluation.fvd import FrechetVideoDistance
 from mobilei2v_pipeline.video.clip_scores import motion_score
 
 REFERENCE = "teacher"  # rows are scored against this model at its full step count
+LABEL_HEIGHT = 24  # pixels of the white strip that names each band of a motion GIF
 
 
 def held_out_examples(
@@ -216,6 +218,7 @@ def evaluation_table(
                 "first_frame_psnr": float(np.mean(first)),
                 "motion_measured": float(measured.mean()),
                 "motion_error": float(np.abs(measured - table["motion"].to_numpy()).mean()),
+                "motion_rel_error": metrics.mean_relative_error(measured, table["motion"].to_numpy()),
                 "motion_rank_corr": metrics.rank_correlation(table["motion"].to_numpy(), measured),
                 "temporal_jitter": jitter,
                 "smoothness_vs_data": jitter / data_jitter,
@@ -260,6 +263,7 @@ METRIC_COLUMNS = [
     "ssim_vs_teacher",
     "first_frame_psnr",
     "motion_error",
+    "motion_rel_error",
     "motion_rank_corr",
     "smoothness_vs_data",
     "latency_ms",
@@ -323,8 +327,9 @@ def side_by_side_grids(
 ) -> dict[str, np.ndarray]:
     """One video per held-out example: input image | the configured rows, left to right."""
     table = examples["table"]
-    names = [name.replace("{N}", str(generated["teacher_steps"])) for name in evaluation["grid_rows"]]
-    columns = [generated["rows"][name]["videos"] for name in names]
+    columns = [
+        generated["rows"][name]["videos"] for name in _configured_rows(generated, evaluation["grid_rows"])
+    ]
     grids = {}
     for i, row in table.iterrows():
         frames = columns[0].shape[1]
@@ -332,3 +337,38 @@ def side_by_side_grids(
         name = f"{row['clip_id']}_motion{row['motion']:g}_seed{row['seed']}"
         grids[name] = np.concatenate([image, *(c[i] for c in columns)], axis=2)
     return grids
+
+
+def _configured_rows(generated: dict[str, Any], names: list[str]) -> list[str]:
+    """Row names as configured, `{N}` standing for the teacher's full step count (which differs per env)."""
+    return [name.replace("{N}", str(generated["teacher_steps"])) for name in names]
+
+
+def motion_gifs(
+    generated: dict[str, Any], examples: dict[str, Any], evaluation: dict[str, Any]
+) -> dict[str, np.ndarray]:
+    """One video per held-out image, to compare models and motion at once: a band per configured row, top to
+    bottom, each a panel per motion score, left to right, all from the first seed's noise."""
+    table = examples["table"]
+    names = _configured_rows(generated, evaluation["motion_gif_rows"])
+    gifs = {}
+    first_seed = table[table["seed"] == int(evaluation["seeds"][0])]
+    for clip, rows in first_seed.groupby("clip_id", sort=False):  # rows are in motion_scores order
+        bands = []
+        for name in names:
+            videos = generated["rows"][name]["videos"][rows.index]
+            band = np.concatenate(list(videos), axis=2)  # (T, H, panels * W, 3)
+            header = _band_header(name, rows["motion"].tolist(), videos.shape[3])
+            bands += [np.broadcast_to(header, (band.shape[0], *header.shape)), band]
+        gifs[str(clip)] = np.concatenate(bands, axis=1)
+    return gifs
+
+
+def _band_header(name: str, motions: list[float], panel_width: int) -> np.ndarray:
+    """A white strip above a band: the row's name, then each panel's requested motion over that panel."""
+    strip = Image.new("RGB", (panel_width * len(motions), LABEL_HEIGHT), "white")
+    draw = ImageDraw.Draw(strip)
+    draw.text((2, 0), name, fill="black")
+    for j, motion in enumerate(motions):
+        draw.text((j * panel_width + 2, LABEL_HEIGHT // 2), f"motion {motion:g}", fill="black")
+    return np.asarray(strip)

@@ -52,6 +52,12 @@ def create_pipeline(**kwargs) -> Pipeline:
                 "evaluation_grids",
                 name="side_by_side_grids",
             ),
+            node(
+                nodes.motion_gifs,
+                ["evaluation_videos", "evaluation_examples", "params:evaluation"],
+                "evaluation_motion_gifs",
+                name="motion_gifs",
+            ),
         ],
         tags="evaluation",
     )
