@@ -34,7 +34,7 @@ EVALUATION_COLUMNS = {
 
 def markdown_table(frame: pd.DataFrame) -> str:
     def cell(value: object) -> str:
-        return f"{value:.3g}" if isinstance(value, float) else str(value)
+        return f"{value:.4g}" if isinstance(value, float) else str(value)
 
     lines = ["| " + " | ".join(frame.columns) + " |", "|" + " --- |" * len(frame.columns)]
     lines += ["| " + " | ".join(cell(v) for v in row) + " |" for row in frame.itertuples(index=False)]
