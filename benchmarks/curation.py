@@ -44,7 +44,7 @@ from report import log, machine_info, text_table
 
 from mobilei2v_pipeline.atomic_write import atomic_write_bytes
 from mobilei2v_pipeline.video.clip_scores import score_clip
-from mobilei2v_pipeline.video.decode import ClipSpec, VideoInfo, clip_starts, probe_video, read_clips
+from mobilei2v_pipeline.video.decode import Clip, ClipSpec, VideoInfo, clip_starts, probe_video, read_clips
 from mobilei2v_pipeline.video.synthetic import plan_synthetic_videos, synthetic_video_bytes
 
 RESULTS_DIR = Path(__file__).resolve().parent / "results"
@@ -185,22 +185,23 @@ def frames_decoded_with_seek(keyframes: list[int], num_frames: int, spec: ClipSp
 # ---------------------------------------------------------------------------------------------- measuring
 
 
-def time_decode(video: Video, spec: ClipSpec, seek: bool) -> tuple[float, list[tuple[int, np.ndarray]]]:
+def time_decode(video: Video, spec: ClipSpec, seek: bool) -> tuple[float, list[Clip]]:
     start = time.perf_counter()
     clips = read_clips(video.path, video.info, spec, seek=seek)
     return time.perf_counter() - start, clips
 
 
-def time_score(clips: list[tuple[int, np.ndarray]]) -> float:
+def time_score(clips: list[Clip]) -> float:
     start = time.perf_counter()
-    for _, frames in clips:
-        score_clip(frames)
+    for clip in clips:
+        score_clip(clip.frames)
     return time.perf_counter() - start
 
 
-def same_clips(a: list[tuple[int, np.ndarray]], b: list[tuple[int, np.ndarray]]) -> bool:
+def same_clips(a: list[Clip], b: list[Clip]) -> bool:
     return len(a) == len(b) and all(
-        sa == sb and np.array_equal(ca, cb) for (sa, ca), (sb, cb) in zip(a, b, strict=True)
+        ca.start_frame == cb.start_frame and np.array_equal(ca.frames, cb.frames)
+        for ca, cb in zip(a, b, strict=True)
     )
 
 

@@ -6,6 +6,7 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
 from click.testing import CliRunner
 
 from mobilei2v_pipeline import __version__
@@ -93,3 +94,50 @@ def test_figures_before_a_run_says_to_run_first(tmp_path: Path, monkeypatch):
     monkeypatch.chdir(tmp_path)
     result = CliRunner().invoke(main, ["figures"])
     assert result.exit_code != 0 and "make run" in result.output
+
+
+def test_generate_refuses_fewer_than_one_step(tmp_path: Path):
+    result = CliRunner().invoke(
+        main, ["generate", "--image", "photo.jpg", "--steps", "0", "--out", str(tmp_path / "out.mp4")]
+    )
+    assert result.exit_code == 2 and "0 is not in the range x>=1" in result.output
+    assert not (tmp_path / "out.mp4").exists()
+
+
+@pytest.mark.parametrize("motion", ["-5", "1e9"])
+def test_generate_refuses_a_motion_outside_the_trained_range(project: Path, tmp_path: Path, motion: str):
+    import pandas as pd
+    from PIL import Image
+
+    clips = pd.DataFrame({"split": ["train", "train", "val"], "motion_score": [0.5, 4.0, 9.0]})
+    clips.to_parquet(project / "data/03_primary/clip_table.parquet")
+    (project / "data/06_models/teacher").mkdir(parents=True)
+    (project / "data/06_models/teacher/teacher.pt").write_bytes(b"a trained teacher is not needed")
+    Image.new("RGB", (64, 64)).save(tmp_path / "photo.png")
+    args = ["generate", "--image", str(tmp_path / "photo.png"), "--motion", motion, "--out", "out.mp4"]
+
+    result = CliRunner().invoke(main, args)
+
+    assert result.exit_code == 1
+    assert (
+        f"--motion {float(motion):g} is outside the range the teacher was trained on: 0.50 to 4.00 "
+        "(the motion scores of the train clips in the clip table)" in result.output
+    )
+
+
+def test_generate_reads_a_photo_upright_by_its_exif_orientation(tmp_path: Path):
+    import numpy as np
+    from PIL import Image
+
+    from mobilei2v_pipeline.generate import read_image
+
+    stored = np.zeros((40, 60, 3), np.uint8)
+    stored[:, :10] = 255  # a white band on the left of the stored pixels
+    exif = Image.Exif()
+    exif[0x0112] = 6  # "rotate 90 degrees clockwise to show": a phone held upright
+    Image.fromarray(stored).save(tmp_path / "photo.jpg", exif=exif, quality=95)
+
+    image = read_image(tmp_path / "photo.jpg")
+
+    assert image.shape == (60, 40, 3)  # portrait, as a photo viewer shows it
+    assert image[:10].mean() > 200 and image[-40:].mean() < 30  # the band is now at the top

@@ -103,8 +103,13 @@ def import_checkpoint_command(src: Path, out_path: Path, preset_name: str) -> No
 
 @main.command()
 @click.option("--image", "image_path", type=click.Path(path_type=Path), required=True, help="the first frame")
-@click.option("--motion", default=2.0, show_default=True, help="motion score (pixels per frame at 256p)")
-@click.option("--steps", default=20, show_default=True, help="sampling steps")
+@click.option(
+    "--motion",
+    default=2.0,
+    show_default=True,
+    help="motion score (pixels per frame at 256p), within the range of the train clips' scores",
+)
+@click.option("--steps", default=20, show_default=True, type=click.IntRange(min=1), help="sampling steps")
 @click.option("--out", "out_path", type=click.Path(dir_okay=False, path_type=Path), required=True)
 @click.option(
     "--model", default="teacher", type=click.Choice(["teacher", "student1", "student2"]), show_default=True

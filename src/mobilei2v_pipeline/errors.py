@@ -17,3 +17,7 @@ class NoUsableClipsError(PipelineStopError):
 
 class ValidationFailedError(PipelineStopError):
     """A Great Expectations suite failed."""
+
+
+class ParameterError(PipelineStopError):
+    """A parameter its schema refuses, found before the run started."""

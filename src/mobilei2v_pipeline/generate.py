@@ -7,12 +7,14 @@ from pathlib import Path
 
 import click
 import numpy as np
+import pandas as pd
 import torch
 from kedro.config import OmegaConfigLoader
 from kedro.framework.project import settings
 from kedro.framework.startup import bootstrap_project
 from kedro.io import DataCatalog
-from PIL import Image, UnidentifiedImageError
+from kedro.utils import find_kedro_project
+from PIL import Image, ImageOps, UnidentifiedImageError
 
 from mobilei2v_pipeline.models import autoencoder as ae
 from mobilei2v_pipeline.models.i2v import image_to_video, load_denoiser
@@ -29,7 +31,7 @@ def generate_video(
     start: Path,
 ) -> np.ndarray:
     """Frames (T, H, W, 3) uint8 of a video whose first frame is the image, resized to the trained size."""
-    image = _read_image(image_path)
+    image = read_image(image_path)
     root = _project_root(start)
     catalog = _catalog(root, env)
     with contextlib.chdir(root):  # catalog paths are relative to the project
@@ -39,6 +41,7 @@ def generate_video(
                 f"no trained {model}: {model}_model is missing. Run `make run` (or `kedro run --pipelines "
                 f"{pipeline}`{' --env ' + env if env else ''}) first."
             )
+        check_motion(motion, model, catalog.load("clip_table"))
         denoiser = load_denoiser(catalog.load(f"{model}_model"))
         vae, stats, table = (
             catalog.load("vae").eval(),
@@ -53,12 +56,24 @@ def generate_video(
     return ae.to_uint8(video)[0]
 
 
-def _read_image(path: Path) -> np.ndarray:
+def check_motion(motion: float, model: str, clip_table: pd.DataFrame) -> None:
+    """Refuse a motion score outside the range of the train clips' scores: the model has seen none there."""
+    train = clip_table.loc[clip_table["split"] == "train", "motion_score"]
+    low, high = float(train.min()), float(train.max())
+    if not low <= motion <= high:
+        raise click.ClickException(
+            f"--motion {motion:g} is outside the range the {model} was trained on: {low:.2f} to {high:.2f} "
+            "(the motion scores of the train clips in the clip table)"
+        )
+
+
+def read_image(path: Path) -> np.ndarray:
+    """The image as RGB, turned upright by its EXIF orientation as a photo viewer shows it."""
     if not path.is_file():
         raise click.ClickException(f"image {path}: no such file")
     try:
         with Image.open(path) as image:
-            return np.asarray(image.convert("RGB"))
+            return np.asarray(ImageOps.exif_transpose(image).convert("RGB"))
     except (UnidentifiedImageError, OSError) as exc:
         raise click.ClickException(f"image {path}: not a readable image ({exc})") from exc
 
@@ -73,12 +88,12 @@ def _cover(image: np.ndarray, height: int, width: int) -> np.ndarray:
 
 
 def _project_root(start: Path) -> Path:
-    for folder in [start.resolve(), *start.resolve().parents]:
-        if (folder / "conf").is_dir() and (folder / "pyproject.toml").is_file():
-            return folder
-    raise click.ClickException(
-        f"{start} is not inside a mobilei2v-pipeline project (no conf/ and pyproject.toml)"
-    )
+    root = find_kedro_project(start.resolve())
+    if root is None:
+        raise click.ClickException(
+            f"{start} is not inside a mobilei2v-pipeline project (no pyproject.toml with [tool.kedro])"
+        )
+    return root
 
 
 def _catalog(root: Path, env: str | None) -> DataCatalog:

@@ -1,4 +1,5 @@
-"""Project hooks: seeds, and the tags that make every MLflow run traceable to its code, data and config."""
+"""Project hooks: parameter checks, seeds, and the tags that make every MLflow run traceable to its code,
+data and config."""
 
 from __future__ import annotations
 
@@ -18,6 +19,7 @@ from mlflow.tracking import MlflowClient
 
 from mobilei2v_pipeline.data_version import data_version
 from mobilei2v_pipeline.git_state import git_state
+from mobilei2v_pipeline.parameter_schemas import check_parameters, run_parameters
 
 logger = logging.getLogger(__name__)
 DVC_EXP_NAME = "DVC_EXP_NAME"  # set by `dvc exp run` for the stages it runs
@@ -47,6 +49,15 @@ def run_tags(
         "data_version": data_version(user_videos, synthetic),
         "seed": str(seed),
     }
+
+
+class ParameterCheckHook:
+    """Checks every parameter (`--params` included) against its schema as soon as the context exists:
+    before the catalog is built, the MLflow run starts or any node runs, so a bad value costs seconds."""
+
+    @hook_impl(tryfirst=True)  # before kedro-mlflow's hook sets up tracking
+    def after_context_created(self, context) -> None:
+        check_parameters(run_parameters(context.config_loader))
 
 
 class RunTrackingHook:

@@ -4,13 +4,24 @@ import os
 from pathlib import Path
 
 from kedro.config import OmegaConfigLoader
+from kedro.utils import find_kedro_project
 
-from mobilei2v_pipeline.hooks import DvcExperimentRunHook, RunTrackingHook
+from mobilei2v_pipeline.hooks import DvcExperimentRunHook, ParameterCheckHook, RunTrackingHook
 from mobilei2v_pipeline.offline import go_offline
 
+
+def default_tracking_uri(start: Path) -> str:
+    """The embedded store of the Kedro project `start` lies in, found as Kedro finds it (the nearest folder
+    up whose pyproject.toml has a [tool.kedro] section), not of the checkout the package was installed from:
+    two checkouts sharing a venv keep their own runs, models and champion."""
+    root = find_kedro_project(start) or start
+    return f"sqlite:///{Path(root).resolve() / 'mlflow.db'}"
+
+
 go_offline()
-# The embedded default tracking store; MLFLOW_TRACKING_URI or conf/local/mlflow.yml point elsewhere.
-os.environ.setdefault("MLFLOW_TRACKING_URI", f"sqlite:///{Path(__file__).resolve().parents[2] / 'mlflow.db'}")
+# The default for `kedro run` and every `mobilei2v` command, which run in the project they work on;
+# MLFLOW_TRACKING_URI or conf/local/mlflow.yml point elsewhere.
+os.environ.setdefault("MLFLOW_TRACKING_URI", default_tracking_uri(Path.cwd()))
 
 
 def local_artifact_location(path: str) -> str | None:
@@ -20,7 +31,7 @@ def local_artifact_location(path: str) -> str | None:
     return None if os.environ["MLFLOW_TRACKING_URI"].startswith(("http://", "https://")) else path
 
 
-HOOKS = (DvcExperimentRunHook(), RunTrackingHook())
+HOOKS = (ParameterCheckHook(), DvcExperimentRunHook(), RunTrackingHook())
 
 CONFIG_LOADER_CLASS = OmegaConfigLoader
 CONFIG_LOADER_ARGS = {

@@ -152,10 +152,13 @@ def test_vae_loss_backpropagates_and_a_few_steps_reduce_the_reconstruction_error
         assert math.isfinite(loss.item()) and set(parts) == {"reconstruction", "temporal", "kl"}
         optimizer.zero_grad()
         loss.backward()
-        assert vae.encoder.conv_in.conv.weight.grad.abs().sum() > 0
-        assert vae.decoder.conv_out.conv.weight.grad.abs().sum() > 0
+        # The deep encoder's and decoder's output layers start at zero, beside the linear path; they get
+        # gradient from the first step, the layers below them from the second.
+        for layer in (vae.ltx.encoder.conv_out.conv, vae.ltx.decoder.conv_out.conv, vae.patch_encoder):
+            assert layer.weight.grad.abs().sum() > 0
         optimizer.step()
         history.append(parts["reconstruction"])
+    assert vae.ltx.encoder.conv_in.conv.weight.grad.abs().sum() > 0
     with torch.no_grad():
         after = psnr(decode(vae.eval(), encode(vae, video), 64, 112), video)
     assert np.mean(history[-5:]) < 0.7 * np.mean(history[:5])
@@ -207,14 +210,14 @@ def test_ltx_preset_is_the_real_32x_8x_128_channel_vae() -> None:
     with torch.device("meta"):
         ltx = build_vae("ltx")
     assert compression(ltx) == (8, 32)
-    assert ltx.config.latent_channels == 128
+    assert ltx.latent_channels == 128 and ltx.patch_encoder is None
     # DESIGN.md: 17 frames of 720x1280 -> 128 x 3 x 23 x 40 (720 / 32 = 22.5 is padded to 23).
     assert latent_shape(ltx, 17, 720, 1280) == (128, 3, 23, 40)
 
 
 def test_small_presets_share_the_denoiser_latent_format() -> None:
-    for name, expected in (("tiny", (2, 8)), ("micro", (8, 16))):
-        assert VAE_PRESETS[name]["latent_channels"] == 16
+    for name, expected, channels in (("tiny", (2, 8), 32), ("micro", (8, 16), 16)):
+        assert VAE_PRESETS[name]["latent_channels"] == channels and VAE_PRESETS[name]["linear_path"]
         with torch.device("meta"):
             assert compression(build_vae(name)) == expected
     # The tiny preset's VAE makes the latents the tiny denoiser preset is sized for.
@@ -223,6 +226,40 @@ def test_small_presets_share_the_denoiser_latent_format() -> None:
         vae = build_vae("tiny")
     shape = latent_shape(vae, tiny.video_frames, tiny.video_height, tiny.video_width)
     grid = tiny.latent_grid
-    assert shape[1:] == (grid.frames, grid.height, grid.width) == (3, 8, 14)
+    assert shape == (tiny.denoiser.latent_channels, grid.frames, grid.height, grid.width) == (32, 3, 8, 14)
     with pytest.raises(ValueError, match="unknown VAE preset 'huge'"):
         build_vae("huge")
+
+
+def test_the_linear_path_starts_the_vae_at_the_pca_code_of_its_clips() -> None:
+    video = moving_waves(batch=4)
+    frames = to_uint8(video)
+    torch.manual_seed(0)
+    fitted, unfitted = build_vae("micro", fit_clips=frames).eval(), micro_vae().eval()
+    with torch.no_grad():
+        latents = encode(fitted, video)
+        # The deep encoder and decoder start at zero: the VAE is its linear path, a projection and its
+        # transpose, so decoding the PCA coefficients and encoding the result again changes nothing.
+        # (Up to frame 0, which the encoder sees 8 times and the decoder makes once.)
+        again = encode(fitted, decode(fitted, latents, 64, 112))
+        torch.testing.assert_close(again, latents, atol=1e-2, rtol=0)
+        assert psnr(decode(fitted, latents, 64, 112), video) > 30
+        assert psnr(decode(unfitted, encode(unfitted, video), 64, 112), video) < 15
+
+
+def test_a_plain_ltx_vae_folder_loads_wrapped_and_computes_the_same(tmp_path: Path) -> None:
+    from diffusers import AutoencoderKLLTXVideo
+
+    torch.manual_seed(0)
+    preset = {k: v for k, v in VAE_PRESETS["micro"].items() if k != "linear_path"}
+    plain = AutoencoderKLLTXVideo(**preset).eval()
+    plain.save_pretrained(tmp_path / "ltx")
+    loaded = load_pretrained_vae(tmp_path / "ltx")
+    assert loaded.patch_encoder is None
+    video = moving_waves()
+    with torch.no_grad():
+        torch.testing.assert_close(encode(loaded, video), plain.encode(video).latent_dist.mode())
+        latents = encode(loaded, video)
+        torch.testing.assert_close(
+            decode(loaded, latents, 64, 112), plain.decode(latents).sample.clamp(-1, 1)
+        )

@@ -51,3 +51,18 @@ def test_it_learns_a_fixed_decode_and_round_trips_through_its_file():
     loaded = load_light_autoencoder(light_autoencoder_file(model))
     with torch.no_grad():
         torch.testing.assert_close(loaded.decoder(latents, 16, 24), model.eval().decoder(latents, 16, 24))
+
+
+def test_the_linear_paths_start_as_the_vaes():
+    from mobilei2v_pipeline.models import autoencoder as ae
+
+    frames = torch.linspace(-0.9, 0.9, 112).expand(2, 3, 9, 64, 112) * torch.linspace(0.2, 1, 9).view(9, 1, 1)
+    vae = ae.build_vae("micro", fit_clips=ae.to_uint8(frames)).eval()
+    light = LightAutoencoder(LightAutoencoderConfig(16, 16, 8, (32, 16, 8), linear_path=True)).eval()
+    light.copy_linear_path(vae.patch_encoder, vae.patch_decoder)
+    with torch.no_grad():
+        latents = ae.encode(vae, frames)
+        torch.testing.assert_close(light.decoder(latents, 64, 112), ae.decode(vae, latents, 64, 112))
+        torch.testing.assert_close(
+            light.encoder(frames[:, :, 0]), ae.encode_first_frame(vae, frames), atol=1e-4, rtol=0
+        )

@@ -1,4 +1,4 @@
-"""probe_video, clip_starts and read_clips on small videos made on the spot, good and broken."""
+"""probe_video, clip_starts and read_clips on small videos made on the spot: good, broken, like a phone's."""
 
 from __future__ import annotations
 
@@ -10,9 +10,19 @@ import cv2
 import numpy as np
 import pytest
 from broken_videos import EXPECTED_REASONS, write_broken_videos
+from phone_videos import irregular_times_ms, upright_frames, write_mp4
 from PIL import Image
 
-from mobilei2v_pipeline.video.decode import ClipSpec, VideoReadError, clip_starts, probe_video, read_clips
+from mobilei2v_pipeline.video.decode import (
+    ClipSpec,
+    VideoReadError,
+    clip_starts,
+    clip_target_times,
+    probe_video,
+    read_clips,
+    sample_nearest,
+    upright_rotation,
+)
 from mobilei2v_pipeline.video.encode import encode_mp4
 
 HEIGHT, WIDTH = 96, 160
@@ -77,15 +87,15 @@ def source_index(frame: np.ndarray, reference: list[np.ndarray]) -> int:
 
 
 def assert_clips_are_source_frames(clips, reference: list[np.ndarray], spec: ClipSpec) -> None:
-    for start, clip in clips:
-        expected = [start + k * spec.frame_interval for k in range(spec.frames_per_clip)]
-        assert [source_index(frame, reference) for frame in clip] == expected
+    for clip in clips:
+        expected = [clip.start_frame + k * spec.frame_interval for k in range(spec.frames_per_clip)]
+        assert [source_index(frame, reference) for frame in clip.frames] == expected
 
 
 def assert_same_clips(a, b) -> None:
-    assert [start for start, _ in a] == [start for start, _ in b]
-    for (_, clip_a), (_, clip_b) in zip(a, b, strict=True):
-        np.testing.assert_array_equal(clip_a, clip_b)
+    assert [clip.start_frame for clip in a] == [clip.start_frame for clip in b]
+    for clip_a, clip_b in zip(a, b, strict=True):
+        np.testing.assert_array_equal(clip_a.frames, clip_b.frames)
 
 
 @pytest.fixture(scope="module")
@@ -139,12 +149,12 @@ def test_seeking_gives_the_same_clips_as_decoding_from_the_start(videos, video, 
     info = probe_video(path)
     seeked = read_clips(path, info, spec, seek=True)
     linear = read_clips(path, info, spec, seek=False)
-    assert [start for start, _ in seeked] == clip_starts(info.num_frames, spec)
+    assert [clip.start_frame for clip in seeked] == clip_starts(info.num_frames, spec)
     assert_same_clips(seeked, linear)
-    for _, clip in seeked:
-        assert clip.dtype == np.uint8
-        assert clip.shape == (spec.frames_per_clip, spec.height, spec.width, 3)
-        assert clip.flags["C_CONTIGUOUS"]
+    for clip in seeked:
+        assert clip.frames.dtype == np.uint8
+        assert clip.frames.shape == (spec.frames_per_clip, spec.height, spec.width, 3)
+        assert clip.frames.flags["C_CONTIGUOUS"]
 
 
 @pytest.mark.parametrize("video", ["encode_mp4", "short_gop"])
@@ -168,10 +178,10 @@ def test_clips_hold_the_right_source_frames(videos, video):
 def test_a_different_aspect_is_centre_cropped_without_scaling(videos, height, width, rows, cols):
     path = videos["encode_mp4"]
     spec = ClipSpec(frames_per_clip=3, frame_interval=1, clips_per_video=1, height=height, width=width)
-    [(start, clip)] = read_clips(path, probe_video(path), spec)
+    [clip] = read_clips(path, probe_video(path), spec)
     reference = decode_all(path)
-    for k, frame in enumerate(clip):
-        expected = reference[start + k][rows, cols]
+    for k, frame in enumerate(clip.frames):
+        expected = reference[clip.start_frame + k][rows, cols]
         assert np.abs(frame.astype(np.int16) - expected).mean() < 1.0
 
 
@@ -180,12 +190,12 @@ def test_a_smaller_target_of_the_same_aspect_is_the_whole_frame_scaled(videos):
     spec = ClipSpec(
         frames_per_clip=2, frame_interval=1, clips_per_video=1, height=HEIGHT // 2, width=WIDTH // 2
     )
-    [(start, clip)] = read_clips(path, probe_video(path), spec)
-    full = decode_all(path)[start]
+    [clip] = read_clips(path, probe_video(path), spec)
+    full = decode_all(path)[clip.start_frame]
     expected = cv2.resize(full, (WIDTH // 2, HEIGHT // 2), interpolation=cv2.INTER_AREA)
-    assert np.abs(clip[0].astype(np.int16) - expected).mean() < 4.0
+    assert np.abs(clip.frames[0].astype(np.int16) - expected).mean() < 4.0
     cropped = full[HEIGHT // 4 : HEIGHT // 4 + HEIGHT // 2, WIDTH // 4 : WIDTH // 4 + WIDTH // 2]
-    assert np.abs(clip[0].astype(np.int16) - cropped).mean() > 10.0  # scaled, not cut out
+    assert np.abs(clip.frames[0].astype(np.int16) - cropped).mean() > 10.0  # scaled, not cut out
 
 
 # --- clip_starts ---
@@ -310,10 +320,10 @@ def test_other_containers_decode(container_videos, name):
 
     scaled = ClipSpec(frames_per_clip=4, frame_interval=2, clips_per_video=2, height=64, width=112)
     clips = read_clips(path, info, scaled)
-    assert [start for start, _ in clips] == [0, 17]
-    for _, clip in clips:
-        assert clip.shape == (4, 64, 112, 3)
-        assert clip.dtype == np.uint8
+    assert [clip.start_frame for clip in clips] == [0, 17]
+    for clip in clips:
+        assert clip.frames.shape == (4, 64, 112, 3)
+        assert clip.frames.dtype == np.uint8
     assert_same_clips(clips, read_clips(path, info, scaled, seek=False))
 
     native = ClipSpec(frames_per_clip=4, frame_interval=3, clips_per_video=2, height=HEIGHT, width=WIDTH)
@@ -364,4 +374,176 @@ def test_a_file_without_suffix_and_a_str_path_decode(tmp_path):
     path.write_bytes(encode_mp4(texture_frames(12), fps=12))
     info = probe_video(str(path))
     spec = ClipSpec(frames_per_clip=4, frame_interval=1, clips_per_video=2, height=64, width=64)
-    assert [start for start, _ in read_clips(str(path), info, spec)] == [0, 8]
+    assert [clip.start_frame for clip in read_clips(str(path), info, spec)] == [0, 8]
+
+
+# --- phone footage: rotation, variable frame rates, dropped frames, timestamps off the grid ---
+
+
+def nearest_frame(times_s: list[float], target: float) -> int:
+    """Index of the frame whose time is nearest the target; the earlier one on a tie."""
+    return min(range(len(times_s)), key=lambda i: (abs(times_s[i] - target), i))
+
+
+def _is_upright(frame: np.ndarray) -> bool:
+    """upright_frames(): red grows downwards, blue rightwards."""
+    red, blue = frame[..., 0].astype(int), frame[..., 2].astype(int)
+    return red[-4:].mean() - red[:4].mean() > 100 and blue[:, -4:].mean() - blue[:, :4].mean() > 100
+
+
+@pytest.mark.parametrize(
+    ("name", "display_rotation", "tags", "stored_turns", "rotation"),
+    [
+        ("portrait.mp4", -90, {}, 1, 90),  # a phone held upright: landscape-coded, turned clockwise to show
+        ("upside_down.mp4", 180, {}, 2, 180),
+        ("other_way.mp4", 90, {}, 3, 270),
+        ("legacy_tag.mkv", 0, {"rotate": "90"}, 1, 90),  # no display matrix, an old muxer's rotate tag
+    ],
+)
+def test_a_rotated_video_is_turned_upright_before_resizing(
+    tmp_path, name, display_rotation, tags, stored_turns, rotation
+):
+    upright = upright_frames(12)  # 160 x 96, portrait
+    stored = [np.ascontiguousarray(np.rot90(frame, stored_turns)) for frame in upright]
+    path = write_mp4(tmp_path / name, stored, display_rotation=display_rotation, metadata=tags)
+    spec = ClipSpec(frames_per_clip=4, frame_interval=2, clips_per_video=1, height=80, width=48)
+    [clip] = read_clips(path, probe_video(path), spec)
+    assert clip.rotation == rotation
+    assert clip.frames.shape == (4, 80, 48, 3)
+    for k, frame in enumerate(clip.frames):
+        assert _is_upright(frame)
+        expected = cv2.resize(upright[clip.start_frame + 2 * k], (48, 80), interpolation=cv2.INTER_AREA)
+        assert np.abs(frame.astype(np.int16) - expected).mean() < 6.0
+
+
+def test_an_unrotated_video_is_left_as_it_is(videos):
+    path = videos["encode_mp4"]
+    spec = ClipSpec(frames_per_clip=3, frame_interval=1, clips_per_video=1, height=HEIGHT, width=WIDTH)
+    [clip] = read_clips(path, probe_video(path), spec)
+    assert clip.rotation == 0
+    assert_clips_are_source_frames([clip], decode_all(path), spec)
+
+
+@pytest.mark.parametrize(
+    ("display_rotation", "rotate_tag", "expected"),
+    [
+        (-90, 0, 90),
+        (90, 0, 270),
+        (-180, 0, 180),
+        (180, 0, 180),
+        (-89.7, 0, 90),
+        (0, 90, 90),
+        (0, -90, 270),
+        (0, 0, 0),
+        (-90, 180, 90),
+    ],
+)
+def test_upright_rotation_prefers_the_display_matrix_to_the_rotate_tag(
+    display_rotation, rotate_tag, expected
+):
+    assert upright_rotation(display_rotation, rotate_tag) == expected
+
+
+def _pairs(times: list[float]):
+    return iter([(time, index) for index, time in enumerate(times)])
+
+
+def test_sample_nearest_takes_the_frame_nearest_each_target_and_the_times_around_them():
+    sample, read = sample_nearest(_pairs([0.0, 0.04, 0.3, 0.31, 0.5]), [0.0, 0.1, 0.2, 0.3], period=0.04)
+    assert sample.complete and sample.frames == [0, 1, 2, 2]  # 0.1 is nearer 0.04, 0.2 nearer 0.3
+    assert sample.times == [0.0, 0.04, 0.3]  # the 0.26 s hole is in the span
+    assert read == [(0.04, 1), (0.3, 2)]  # the next clip may start between these two
+
+
+def test_sample_nearest_refuses_a_first_frame_past_the_clip_and_a_stream_that_ends_early():
+    late, _ = sample_nearest(_pairs([0.5, 0.54]), [0.0, 0.04], period=0.04)  # a seek that overshot
+    assert not late.complete and late.frames == []
+    ends = [0.0, 0.1, 0.2]
+    shown, _ = sample_nearest(_pairs(ends), [0.1, 0.2, 0.28], period=0.1)  # the last frame is on screen
+    assert shown.complete and shown.frames == [1, 2, 2]
+    short, _ = sample_nearest(_pairs(ends), [0.1, 0.2, 0.35], period=0.1)
+    assert not short.complete and short.frames == [1, 2]
+
+
+def test_a_constant_frame_rate_file_gives_the_frames_index_sampling_gives(tmp_path):
+    """The default run's videos: constant-rate H.264 with 2 s GOPs, 5 frames every 4th, 3 clips."""
+    path = tmp_path / "cfr.mp4"
+    path.write_bytes(encode_mp4(texture_frames(72), fps=24, keyint=48))
+    info = probe_video(path)
+    spec = ClipSpec(frames_per_clip=5, frame_interval=4, clips_per_video=3, height=HEIGHT, width=WIDTH)
+    clips = read_clips(path, info, spec)
+    assert [clip.start_frame for clip in clips] == clip_starts(72, spec) == [0, 28, 55]
+    assert_clips_are_source_frames(clips, decode_all(path), spec)
+    for clip in clips:
+        assert clip.start_time_s == pytest.approx(clip.start_frame / 24)
+        assert clip.effective_fps == pytest.approx(24)
+        assert clip.max_gap_ms == pytest.approx(1000 / 24)
+        assert clip.rotation == 0
+
+
+def _jittered_ms(count: int) -> list[int]:
+    jitter = np.random.default_rng(3).integers(-7, 8, count)  # under half of a 33 ms frame period
+    return [max(0, round(i * 1000 / 30) + int(j)) for i, j in zip(range(count), jitter, strict=True)]
+
+
+@pytest.mark.parametrize(
+    ("name", "pts", "fps", "time_base"),
+    [
+        ("jittered.mp4", _jittered_ms(48), 30, Fraction(1, 1000)),
+        (
+            "quicktime_600.mp4",
+            [round(i * 600 * 1001 / 30000) for i in range(48)],
+            Fraction(30000, 1001),
+            Fraction(1, 600),
+        ),
+        (
+            "matroska_ms.mkv",
+            [round(i * 1001 / 30) for i in range(48)],
+            Fraction(30000, 1001),
+            Fraction(1, 1000),
+        ),
+    ],
+)
+def test_timestamps_off_the_frame_grid_give_the_frames_of_the_grid(tmp_path, name, pts, fps, time_base):
+    path = write_mp4(tmp_path / name, texture_frames(48), pts, fps=fps, time_base=time_base)
+    info = probe_video(path)
+    spec = ClipSpec(frames_per_clip=5, frame_interval=2, clips_per_video=3, height=HEIGHT, width=WIDTH)
+    clips = read_clips(path, info, spec)
+    assert len(clips) == 3
+    assert_clips_are_source_frames(clips, decode_all(path), spec)
+    assert_same_clips(clips, read_clips(path, info, spec, seek=False))
+
+
+VFR_SPECS = [
+    ClipSpec(frames_per_clip=5, frame_interval=4, clips_per_video=3, height=HEIGHT, width=WIDTH),  # base
+    ClipSpec(frames_per_clip=9, frame_interval=1, clips_per_video=2, height=HEIGHT, width=WIDTH),  # smoke
+]
+
+
+@pytest.mark.parametrize("spec", VFR_SPECS, ids=["base", "smoke"])
+@pytest.mark.parametrize(
+    ("name", "kept", "times_ms", "fps", "gap_ms"),
+    [
+        # 90 frames in 5 s with gaps of 16 to 250 ms: it used to give "6 of 9 frames" and be quarantined
+        ("vfr", list(range(90)), irregular_times_ms(90), 18, 250),
+        # 24 fps with two frames in ten lost
+        ("dropped", [i for i in range(72) if i % 10 not in (3, 4)], None, 24, 125),
+    ],
+)
+def test_irregular_timestamps_give_whole_clips_of_the_nearest_frames(
+    tmp_path, spec, name, kept, times_ms, fps, gap_ms
+):
+    times_ms = times_ms or [round(i * 1000 / fps) for i in kept]
+    path = write_mp4(tmp_path / f"{name}.mp4", [texture_frames(90)[i] for i in kept], times_ms, fps=fps)
+    info = probe_video(path)
+    clips = read_clips(path, info, spec)
+    assert len(clips) == spec.clips_per_video
+    reference, times_s = decode_all(path), [t / 1000 for t in times_ms]
+    for clip in clips:
+        targets = clip_target_times(clip.start_frame, info.fps, spec)
+        assert [source_index(frame, reference) for frame in clip.frames] == [
+            nearest_frame(times_s, t) for t in targets
+        ]
+        assert 1000 / gap_ms <= clip.effective_fps <= 1000 / 16
+    assert max(clip.max_gap_ms for clip in clips) == pytest.approx(gap_ms, abs=1)
+    assert_same_clips(clips, read_clips(path, info, spec, seek=False))

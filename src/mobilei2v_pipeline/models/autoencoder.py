@@ -1,11 +1,12 @@
-"""The video autoencoder: a thin layer over diffusers' LTX-Video VAE (`AutoencoderKLLTXVideo`).
+"""The video autoencoder: a thin layer over diffusers' LTX-Video VAE (`AutoencoderKLLTXVideo`), held in a
+`VideoAutoencoder` (`models/video_autoencoder.py`) that can add a PCA-fitted linear path beside it.
 
 The VAE is a causal 3D conv VAE. Its encoder sees frame 0 on its own (causal padding repeats the first frame),
 so 1 + rk frames become 1 + k latent frames (r the temporal compression) and frame 0's latent is the clean
-image latent the I2V denoiser is conditioned on. Presets are constructor kwargs: "ltx" is the real
-LTX-Video 0.9.0 VAE (32x spatial, 8x temporal, 128 channels; for pretrained weights only), "tiny" (8x
-spatial, 2x temporal, 16 channels) and "micro" (16x, 8x, for tests) are the 0.9.5 layout of the same
-architecture, shrunk to train from scratch on a CPU.
+image latent the I2V denoiser is conditioned on. Presets are `AutoencoderKLLTXVideo` kwargs plus
+`linear_path`: "ltx" is the real LTX-Video 0.9.0 VAE (32x spatial, 8x temporal, 128 channels; for
+pretrained weights only), "tiny" (8x spatial, 2x temporal, 32 channels) and "micro" (16x, 8x, for tests) are
+the 0.9.5 layout of the same architecture, shrunk to train from scratch on a CPU, with the linear path.
 
 Videos are float tensors (B, 3, T, H, W) in [-1, 1]; latents are (B, C, t, h, w). Gradient mode is the
 caller's: wrap inference in `torch.no_grad()`.
@@ -13,6 +14,7 @@ caller's: wrap inference in `torch.no_grad()`.
 
 from __future__ import annotations
 
+import json
 import math
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -22,7 +24,7 @@ import torch
 import torch.nn.functional as F
 
 if TYPE_CHECKING:  # diffusers takes 2.6 s to import, and every `kedro run` imports every pipeline
-    from diffusers import AutoencoderKLLTXVideo
+    from mobilei2v_pipeline.models.video_autoencoder import VideoAutoencoder
 
 
 def _small_ltx(
@@ -57,6 +59,7 @@ def _small_ltx(
         "patch_size_t": 1,
         "encoder_causal": True,
         "decoder_causal": False,
+        "linear_path": True,
     }
 
 
@@ -82,11 +85,12 @@ VAE_PRESETS: dict[str, dict] = {
         "patch_size_t": 1,
         "encoder_causal": True,
         "decoder_causal": False,
+        "linear_path": False,
     },
-    # 8x spatial, 2x temporal, 16 channels (24x): a 5-frame clip becomes 3 latent frames, so motion has two
-    # latent frames to live in. One stage after 4x4 patches trains about twice as fast per step as patch 2
-    # and two stages (8x, 4x), and 3.5x faster per second (docs/autoencoder.md).
-    "tiny": _small_ltx(widths=(64, 128), layers=(1, 1), patch_size=4),
+    # 8x spatial, 2x temporal, 32 channels (12x): a 5-frame clip becomes 3 latent frames, so motion has two
+    # latent frames to live in. At 16 channels (24x) even the best linear code (PCA) keeps only 26.3 dB of
+    # the default clips, at 32 it keeps 29.2 dB (docs/autoencoder.md).
+    "tiny": _small_ltx(widths=(64, 128), layers=(0, 0), latent_channels=32, patch_size=4),
     # For tests: 16x spatial and 8x temporal keep the latents (and the denoisers on them) small.
     "micro": _small_ltx(widths=(8, 16, 32, 32), layers=(0, 0, 1, 1)),
 }
@@ -95,15 +99,18 @@ VAE_PRESETS: dict[str, dict] = {
 INITIAL_LOG_VARIANCE = -8.0  # posterior std 0.018 at init
 
 
-def build_vae(preset: str | dict) -> AutoencoderKLLTXVideo:
-    """A freshly initialised VAE from a preset name or a dict of constructor kwargs."""
+def build_vae(preset: str | dict, fit_clips: np.ndarray | None = None) -> VideoAutoencoder:
+    """A freshly initialised VAE from a preset name or a dict of `AutoencoderKLLTXVideo` kwargs and
+    `linear_path`; with `fit_clips` (uint8, N T H W 3), its linear path is fitted to them by PCA."""
     if isinstance(preset, str):
         if preset not in VAE_PRESETS:
             raise ValueError(f"unknown VAE preset {preset!r}; known: {sorted(VAE_PRESETS)}")
         preset = VAE_PRESETS[preset]
-    from diffusers import AutoencoderKLLTXVideo
+    from mobilei2v_pipeline.models.video_autoencoder import MAX_FIT_CLIPS, VideoAutoencoder
 
-    vae = AutoencoderKLLTXVideo(**preset)
+    ltx = dict(preset)
+    linear_path = ltx.pop("linear_path", False)
+    vae = VideoAutoencoder(ltx_kwargs=ltx, linear_path=linear_path)
     # From scratch, the random output layer emits noise the size of the signal; the fastest way to cut the
     # loss is then to shrink it, which starves the layers below of gradient and stalls training at the mean
     # colour. Starting the output at zero (the mean of [-1, 1] video) shortens that plateau a lot (tiny
@@ -112,19 +119,28 @@ def build_vae(preset: str | dict) -> AutoencoderKLLTXVideo:
     # its random init the posterior std is about 1, as large as the latents: the decoder then sees mostly
     # noise and learns the mean colour. Starting it at INITIAL_LOG_VARIANCE lets reconstruction be learned
     # first; the KL term still shapes it.
+    # With the linear path, the encoder's mean starts at zero too: the VAE then starts as the path's PCA
+    # code, and the deep networks learn what it misses.
     with torch.no_grad():
-        vae.decoder.conv_out.conv.weight.zero_()
-        log_variance = vae.encoder.conv_out.conv
-        log_variance.weight[-1].zero_()
-        log_variance.bias[-1].fill_(INITIAL_LOG_VARIANCE)
+        vae.ltx.decoder.conv_out.conv.weight.zero_()
+        vae.ltx.decoder.conv_out.conv.bias.zero_()
+        encoder_out = vae.ltx.encoder.conv_out.conv
+        if vae.patch_encoder is not None:
+            encoder_out.weight.zero_()
+            encoder_out.bias.zero_()
+        encoder_out.weight[-1].zero_()
+        encoder_out.bias[-1].fill_(INITIAL_LOG_VARIANCE)
+    if fit_clips is not None and vae.patch_encoder is not None:
+        vae.fit_linear_path(_model_input(vae, to_model_range(fit_clips[:MAX_FIT_CLIPS])))
     return vae
 
 
-def load_pretrained_vae(path: str | Path) -> AutoencoderKLLTXVideo:
+def load_pretrained_vae(path: str | Path) -> VideoAutoencoder:
     """Load a VAE saved in diffusers format from a local folder, never from the network.
 
-    `path` is a folder with `config.json` and the weights, or a pipeline folder with a `vae/` subfolder
-    (as in a local copy of Lightricks/LTX-Video).
+    `path` is a folder with `config.json` and the weights: a VAE this project trained, a diffusers
+    `AutoencoderKLLTXVideo`, or a pipeline folder with a `vae/` subfolder (as in a local copy of
+    Lightricks/LTX-Video).
     """
     path = Path(path)
     folder = path if (path / "config.json").is_file() else path / "vae"
@@ -135,10 +151,15 @@ def load_pretrained_vae(path: str | Path) -> AutoencoderKLLTXVideo:
         )
     from diffusers import AutoencoderKLLTXVideo
 
-    return AutoencoderKLLTXVideo.from_pretrained(folder, local_files_only=True).eval()
+    from mobilei2v_pipeline.models.video_autoencoder import VideoAutoencoder
+
+    if json.loads((folder / "config.json").read_text()).get("_class_name") == VideoAutoencoder.__name__:
+        return VideoAutoencoder.from_pretrained(folder, local_files_only=True).eval()
+    ltx = AutoencoderKLLTXVideo.from_pretrained(folder, local_files_only=True)
+    return VideoAutoencoder.wrapping(ltx).eval()
 
 
-def compression(vae: AutoencoderKLLTXVideo) -> tuple[int, int]:
+def compression(vae: VideoAutoencoder) -> tuple[int, int]:
     """(temporal, spatial) compression factors."""
     return vae.temporal_compression_ratio, vae.spatial_compression_ratio
 
@@ -152,14 +173,12 @@ def _check_frames(frames: int, temporal: int) -> None:
         )
 
 
-def latent_shape(
-    vae: AutoencoderKLLTXVideo, frames: int, height: int, width: int
-) -> tuple[int, int, int, int]:
+def latent_shape(vae: VideoAutoencoder, frames: int, height: int, width: int) -> tuple[int, int, int, int]:
     """(C, t, h, w) of the latent of a `frames` x `height` x `width` video; height and width are padded up."""
     temporal, spatial = compression(vae)
     _check_frames(frames, temporal)
     return (
-        vae.config.latent_channels,
+        vae.latent_channels,
         1 + (frames - 1) // temporal,
         math.ceil(height / spatial),
         math.ceil(width / spatial),
@@ -180,7 +199,7 @@ def to_uint8(video: torch.Tensor) -> np.ndarray:
     return video.to(torch.uint8).permute(0, 2, 3, 4, 1).cpu().numpy()
 
 
-def _model_input(vae: AutoencoderKLLTXVideo, video: torch.Tensor) -> torch.Tensor:
+def _model_input(vae: VideoAutoencoder, video: torch.Tensor) -> torch.Tensor:
     """Float video on the VAE's device, padded at the bottom/right to a multiple of the compression."""
     if video.ndim != 5 or video.shape[1] != 3:
         raise ValueError(f"expected a video (B, 3, T, H, W), got shape {tuple(video.shape)}")
@@ -197,7 +216,7 @@ def _model_input(vae: AutoencoderKLLTXVideo, video: torch.Tensor) -> torch.Tenso
 
 
 def encode(
-    vae: AutoencoderKLLTXVideo,
+    vae: VideoAutoencoder,
     video: torch.Tensor,
     sample: bool = False,
     generator: torch.Generator | None = None,
@@ -210,7 +229,7 @@ def encode(
     return posterior.sample(generator=generator) if sample else posterior.mode()
 
 
-def encode_first_frame(vae: AutoencoderKLLTXVideo, video: torch.Tensor) -> torch.Tensor:
+def encode_first_frame(vae: VideoAutoencoder, video: torch.Tensor) -> torch.Tensor:
     """The I2V conditioning latent (B, C, 1, h, w): frame 0 encoded on its own.
 
     The encoder is causal, so this equals latent frame 0 of the whole video (up to float rounding).
@@ -218,12 +237,12 @@ def encode_first_frame(vae: AutoencoderKLLTXVideo, video: torch.Tensor) -> torch
     return encode(vae, video[:, :, :1])
 
 
-def decode(vae: AutoencoderKLLTXVideo, latents: torch.Tensor, height: int, width: int) -> torch.Tensor:
+def decode(vae: VideoAutoencoder, latents: torch.Tensor, height: int, width: int) -> torch.Tensor:
     """Video (B, 3, T, height, width) in [-1, 1] from latents (B, C, t, h, w), cropped to the asked size."""
     return _decode(vae, latents, height, width).clamp(-1.0, 1.0)
 
 
-def _decode(vae: AutoencoderKLLTXVideo, latents: torch.Tensor, height: int, width: int) -> torch.Tensor:
+def _decode(vae: VideoAutoencoder, latents: torch.Tensor, height: int, width: int) -> torch.Tensor:
     spatial = vae.spatial_compression_ratio
     expected = (math.ceil(height / spatial), math.ceil(width / spatial))
     if tuple(latents.shape[-2:]) != expected:
@@ -233,14 +252,14 @@ def _decode(vae: AutoencoderKLLTXVideo, latents: torch.Tensor, height: int, widt
         )
     # LTX 0.9.1+ decoders are conditioned on a decode timestep; 0 means "clean latents", as in diffusers.
     temb = None
-    if vae.config.timestep_conditioning:
+    if vae.timestep_conditioning:
         temb = torch.zeros(latents.shape[0], device=latents.device, dtype=latents.dtype)
     video = vae.decode(latents.to(device=vae.device, dtype=vae.dtype), temb).sample
     return video[..., :height, :width]
 
 
 def vae_loss(
-    vae: AutoencoderKLLTXVideo,
+    vae: VideoAutoencoder,
     video: torch.Tensor,
     kl_weight: float,
     generator: torch.Generator | None = None,

@@ -5,6 +5,9 @@ With one or two denoiser steps, the VAE's decoder and the first-frame encoder co
 against 0.72 TMAC), so they bound what fewer steps can gain end to end. These 2D networks work per latent
 frame: the decoder turns each latent frame into its `temporal` video frames (frame 0 into one, as the
 causal VAE does) with a pixel shuffle for the last 4x; the encoder maps the first frame to latent frame 0.
+With `linear_path`, each also has the VAE's linear path (a strided conv per latent cell, copied from the
+VAE's by `copy_linear_path`) beside its convs, whose last layer then starts at zero: the light pair starts
+as the VAE's PCA code and learns what the VAE's deep networks add.
 """
 
 from __future__ import annotations
@@ -27,6 +30,7 @@ class LightAutoencoderConfig:
     spatial: int  # the VAE's spatial compression (a power of 2, at least SHUFFLE)
     temporal: int  # the VAE's temporal compression
     widths: tuple[int, ...] = (64, 48, 32)  # decoder conv widths from the latent resolution upwards
+    linear_path: bool = False
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "widths", tuple(self.widths))
@@ -52,12 +56,20 @@ class LightDecoder(nn.Module):
             layers += [nn.Upsample(scale_factor=2, mode="nearest"), _conv(a, b), nn.SiLU()]
         layers += [nn.Conv2d(widths[-1], 3 * config.temporal * SHUFFLE**2, 1), nn.PixelShuffle(SHUFFLE)]
         self.net = nn.Sequential(*layers)
+        s = config.spatial
+        self.linear = _linear_path(
+            nn.ConvTranspose2d(config.latent_channels, 3 * config.temporal, s, s), config
+        )
+        if self.linear is not None:
+            _zero(layers[-2])
 
     def forward(self, latents: torch.Tensor, height: int, width: int) -> torch.Tensor:
         """Latents (B, C, t, h, w) -> video (B, 3, 1 + (t - 1) * temporal, height, width) in [-1, 1]."""
         batch, channels, frames, h, w = latents.shape
         planes = latents.transpose(1, 2).reshape(batch * frames, channels, h, w)
         out = self.net(planes)  # (B t, 3 * temporal, H, W): the temporal frames stacked in channels
+        if self.linear is not None:
+            out = out + self.linear(planes)
         temporal = self.config.temporal
         out = out.view(batch, frames, temporal, 3, *out.shape[-2:]).flatten(
             1, 2
@@ -76,12 +88,30 @@ class LightEncoder(nn.Module):
             layers += [_conv(a, b, stride=2), nn.SiLU()]
         layers += [nn.Conv2d(widths[-1], config.latent_channels, 1)]
         self.net = nn.Sequential(*layers)
+        s = config.spatial
+        self.linear = _linear_path(nn.Conv2d(3, config.latent_channels, s, s), config)
+        if self.linear is not None:
+            _zero(layers[-1])
 
     def forward(self, image: torch.Tensor) -> torch.Tensor:
         """Image (B, 3, H, W) in [-1, 1] -> latent frame 0 (B, C, 1, ceil(H / s), ceil(W / s))."""
         spatial = self.config.spatial
         pad_h, pad_w = -image.shape[-2] % spatial, -image.shape[-1] % spatial
-        return self.net(F.pad(image, (0, pad_w, 0, pad_h), mode="replicate")).unsqueeze(2)
+        image = F.pad(image, (0, pad_w, 0, pad_h), mode="replicate")
+        latent = self.net(image)
+        if self.linear is not None:
+            latent = latent + self.linear(image)
+        return latent.unsqueeze(2)
+
+
+def _linear_path(conv: nn.Module, config: LightAutoencoderConfig) -> nn.Module | None:
+    return conv if config.linear_path else None
+
+
+def _zero(layer: nn.Module) -> None:
+    with torch.no_grad():
+        layer.weight.zero_()
+        layer.bias.zero_()
 
 
 class LightAutoencoder(nn.Module):
@@ -89,6 +119,22 @@ class LightAutoencoder(nn.Module):
         super().__init__()
         self.config = config
         self.encoder, self.decoder = LightEncoder(config), LightDecoder(config)
+
+    @torch.no_grad()
+    def copy_linear_path(self, patch_encoder: nn.Conv3d, patch_decoder: nn.ConvTranspose3d) -> None:
+        """Start the light pair's linear paths as the VAE's (`VideoAutoencoder.patch_encoder/decoder`).
+
+        The VAE's decoder maps a latent cell to `temporal` frames (C, 3, t, s, s); the light decoder stacks
+        them frame-major in channels (C, t * 3, s, s). The VAE's encoder sees the first frame `temporal`
+        times (causal padding), so the light encoder's weights are the VAE's summed over time."""
+        c, t = self.config.latent_channels, self.config.temporal
+        decoder = patch_decoder.weight.permute(0, 2, 1, 3, 4).reshape(
+            c, t * 3, *patch_decoder.weight.shape[-2:]
+        )
+        self.decoder.linear.weight.copy_(decoder)
+        self.decoder.linear.bias.copy_(patch_decoder.bias.repeat(t))
+        self.encoder.linear.weight.copy_(patch_encoder.weight.sum(dim=2))
+        self.encoder.linear.bias.copy_(patch_encoder.bias)
 
 
 def light_autoencoder_file(model: LightAutoencoder) -> dict[str, Any]:

@@ -10,6 +10,7 @@ import pytest
 
 from mobilei2v_pipeline.errors import NoUsableClipsError, ValidationFailedError
 from mobilei2v_pipeline.pipelines.data_curation import nodes
+from mobilei2v_pipeline.video.synthetic import synthetic_video_bytes
 
 CLIPS = {"frames_per_clip": 9, "frame_interval": 1, "clips_per_video": 2, "height": 64, "width": 112}
 CURATION = {"clips": CLIPS, "min_short_side": 64, "motion_reference_short_side": 256}
@@ -21,6 +22,7 @@ FILTERS = {
     "min_motion": 0.1,
     "max_motion": 40,
     "min_scene_cut_score": 0.5,
+    "max_frame_gap_ms": 300,
 }
 VALIDATION = {"min_clips_per_split": 1, "ranges": {"motion_score": [0, 40], "source_fps": [1, 240]}}
 SYNTHETIC = {
@@ -50,6 +52,11 @@ def _clip_table(n: int = 6) -> pd.DataFrame:
                 "video_id": f"user/video_{i}.mp4",
                 "split": "val" if i % 3 == 0 else "train",
                 "start_frame": 0,
+                "start_time_s": 0.0,
+                "rotation": 0,
+                "effective_fps": 24.0,
+                "max_gap_ms": 41.7,
+                "duplicate_group": f"user/video_{i}.mp4",
                 "frames": 9,
                 "frame_interval": 1,
                 "height": 64,
@@ -242,3 +249,100 @@ def test_previews_and_contact_sheet_of_720p_clips_are_downscaled():
     assert {p.shape for p in previews.values()} == {(17, 180, 320, 3)}
     sheet = nodes.render_contact_sheet(frames, table, pd.DataFrame(), columns=2)
     assert sheet.size == (2 * 224, 126 + 28)
+
+
+def test_decode_clips_turns_phone_videos_upright_and_records_how_they_were_sampled(tmp_path: Path):
+    from phone_videos import write_phone_videos
+
+    videos = write_phone_videos(tmp_path)
+    sources = {f"user/{path.name}": path for path in videos.values()}
+    frames, index, quarantine = nodes.decode_clips(sources, CURATION)
+    assert quarantine.empty
+    by_video = index.groupby("video_id")
+    assert by_video["rotation"].unique().map(list).to_dict() == {
+        "user/dropped.mp4": [0],
+        "user/portrait.mp4": [90],
+        "user/upside_down.mp4": [180],
+        "user/vfr.mp4": [0],
+    }
+    assert by_video.size().to_dict() == {video: 2 for video in sources}  # whole clips from every file
+    assert by_video["max_gap_ms"].max().round().to_dict() == {
+        "user/dropped.mp4": 125,
+        "user/portrait.mp4": 42,
+        "user/upside_down.mp4": 42,
+        "user/vfr.mp4": 250,
+    }
+    assert (index["effective_fps"] > 0).all() and (index["start_time_s"] >= 0).all()
+    assert {clip.shape for clip in frames.values()} == {(9, 64, 112, 3)}
+
+
+def test_filter_clips_rejects_a_clip_with_a_long_gap_between_frames():
+    table = _clip_table(2)
+    table.loc[1, "max_gap_ms"] = 800.0  # the phone stalled for most of a second
+    kept, rejected = nodes.filter_clips(table, FILTERS)
+    assert list(kept["clip_id"]) == ["clip-0"]
+    assert dict(zip(rejected["clip_id"], rejected["reason"], strict=True)) == {"clip-1": "frame gap"}
+
+
+def test_a_video_and_its_recompressed_and_trimmed_copies_land_in_one_split(tmp_path: Path):
+    from phone_videos import write_copies
+
+    from mobilei2v_pipeline.video.synthetic import plan_synthetic_videos, render_frames
+
+    specs = plan_synthetic_videos(5, 4, 160, 96, 12, 3.0, 0.5, 3.0, 2, rejects={})
+    copies = write_copies(tmp_path / "copies", list(render_frames(specs[0])))
+    sources = {f"user/{name}.mp4": path for name, path in copies.items()}
+    for spec in specs[1:]:
+        path = tmp_path / f"{spec.name}.mp4"
+        path.write_bytes(synthetic_video_bytes(spec, crf=23, preset="veryfast"))
+        sources[f"user/{spec.name}.mp4"] = path
+    frames, index, _ = nodes.decode_clips(sources, CURATION)
+    scores = nodes.score_clips(frames, index, CURATION)
+    split = {"val_fraction": 0.5, "salt": "s", "near_duplicate_max_distance": 6}
+
+    grouped = nodes.group_near_duplicates(frames, scores, split)
+
+    groups = grouped.groupby("video_id")["duplicate_group"].first().to_dict()
+    assert {name: groups[f"user/{name}.mp4"] for name in copies} == dict.fromkeys(copies, "user/original.mp4")
+    assert [groups[f"user/{spec.name}.mp4"] for spec in specs[1:]] == [
+        f"user/{s.name}.mp4" for s in specs[1:]
+    ]
+    copy_ids = [f"user/{name}.mp4" for name in copies]
+    for salt in "abcdefgh":  # whatever the hash, the copies share a split
+        splits = nodes.assign_splits(grouped, pd.DataFrame(), pd.DataFrame(), {**split, "salt": salt})
+        assert splits.loc[splits["video_id"].isin(copy_ids), "split"].nunique() == 1
+    metrics = nodes.summarize_curation(
+        sources,
+        pd.DataFrame({"reason": pd.Series(dtype=str)}),
+        scores,
+        pd.DataFrame({"reason": pd.Series(dtype=str)}),
+        splits,
+        {"success": True, "failed": []},
+    )
+    assert metrics["near_duplicate_groups"] == 1 and metrics["near_duplicate_videos"] == 3
+
+
+@pytest.mark.parametrize(
+    ("split", "message"),
+    [
+        (
+            "train",
+            "no val clips: 2 videos gave 4 clips, all in train; add videos or raise "
+            "curation.split.val_fraction",
+        ),
+        (
+            "val",
+            "no train clips: 2 videos gave 4 clips, all in val; add videos or lower "
+            "curation.split.val_fraction",
+        ),
+    ],
+)
+def test_an_empty_split_stops_the_run_saying_what_to_do(split, message):
+    table = pd.concat([_clip_table(2), _clip_table(2).assign(clip_id=lambda t: t["clip_id"] + "b")])
+    table = table.assign(split=split)
+    summary, _ = nodes.validate_clip_table(table, VALIDATION, CURATION)
+    with pytest.raises(ValidationFailedError) as error:
+        nodes.publish_clip_table(table, summary, {"videos_quarantined": 0})
+    assert error.value.message.startswith(message + ". See the validation report")
+    # The report keeps what Great Expectations found.
+    assert "expect_column_distinct_values_to_contain_set" in [f["expectation"] for f in summary["failed"]]

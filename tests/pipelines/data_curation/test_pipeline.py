@@ -121,3 +121,45 @@ def test_failed_validation_stops_the_run_and_leaves_the_report(project: Path):
     assert (project / REPORTS / "clip_validation.html").exists()
     assert not (project / "data/03_primary/clip_table.parquet").exists()
     assert _last_run().info.status == "FAILED"
+
+
+def test_two_videos_all_in_train_stop_the_run_saying_what_to_do(project: Path):
+    _write_good_videos(project / "data/01_raw/videos", 2)  # both hash into train at val_fraction 0.25
+
+    result = kedro_cli(project, "run", "--pipelines", "data_curation")
+
+    output = result.stdout + result.stderr
+    assert result.returncode == 1 and "Traceback" not in output
+    assert (
+        "no val clips: 2 videos gave 4 clips, all in train; add videos or raise curation.split.val_fraction"
+        in output
+    )
+    report = json.loads((project / REPORTS / "clip_validation.json").read_text())
+    assert report["success"] is False
+    assert "expect_column_distinct_values_to_contain_set" in [f["expectation"] for f in report["failed"]]
+    assert not (project / "data/03_primary/clip_table.parquet").exists()
+
+
+def test_phone_footage_is_curated_upright_whole_and_without_leakage(project: Path):
+    from phone_videos import write_copies, write_phone_videos
+
+    from mobilei2v_pipeline.video.synthetic import render_frames
+
+    raw = project / "data/01_raw/videos"
+    write_phone_videos(raw)
+    [spec] = plan_synthetic_videos(11, 1, 160, 96, 12, 3.0, 2.0, 2.0, 2, rejects={})
+    write_copies(raw / "copies", list(render_frames(spec)))
+    _write_good_videos(raw, 4)
+
+    run_kedro(project, pipeline="data_curation", params={"curation": {"split": {"val_fraction": 0.5}}})
+
+    metrics = _metrics(project)
+    assert metrics["videos_quarantined"] == 0 and metrics["near_duplicate_groups"] == 1
+    assert metrics["near_duplicate_videos"] == 3
+    table = pd.read_parquet(project / "data/03_primary/clip_table.parquet")
+    rotation = table.groupby("video_id")["rotation"].first()
+    assert rotation["user/portrait.mp4"] == 90 and rotation["user/upside_down.mp4"] == 180
+    assert table.loc[table["video_id"] == "user/vfr.mp4", "max_gap_ms"].max() == pytest.approx(250)
+    copies = table[table["video_id"].str.startswith("user/copies/")]
+    assert copies["video_id"].nunique() == 3 and copies["split"].nunique() == 1
+    assert set(copies["duplicate_group"]) == {"user/copies/original.mp4"}

@@ -10,9 +10,9 @@ import pandas as pd
 import pytest
 import torch
 from conftest import REPO
-from diffusers import AutoencoderKLLTXVideo
 from kedro.config import OmegaConfigLoader
 
+from mobilei2v_pipeline.models.autoencoder import load_pretrained_vae
 from mobilei2v_pipeline.pipelines.distillation import nodes
 from mobilei2v_pipeline.pipelines.distillation.task import student_times_in_teacher_schedule
 from mobilei2v_pipeline.pipelines.teacher.nodes import denoiser_config
@@ -29,7 +29,7 @@ def inputs(trained_project: Path) -> dict:
         "clip_latents": np.load(data / "05_model_input/clip_latents.npy"),
         "latent_table": pd.read_parquet(data / "05_model_input/latent_table.parquet"),
         "latent_stats": json.loads((data / "05_model_input/latent_stats.json").read_text()),
-        "vae": AutoencoderKLLTXVideo.from_pretrained(data / "06_models/vae"),
+        "vae": load_pretrained_vae(data / "06_models/vae"),
     }
 
 
@@ -74,7 +74,9 @@ def test_trajectories_hold_the_teacher_states_at_the_student_times(inputs: dict,
 
 
 def test_stage1_regression_and_stage2_distribution_matching_each_improve(inputs: dict, tmp_path: Path):
-    params = _params(tmp_path, steps=40, learning_rate=2e-3, validate_every=40)
+    # The base stage-1 rate: the smoke teacher's 2- and N-step samples start close (MSE ~3e-4 on the micro
+    # VAE's latents), and 2e-3's first Adam steps move the student further away than that.
+    params = _params(tmp_path, steps=40, learning_rate=2e-4, validate_every=40)
     student1, history1 = nodes.distill_stage1(**inputs, distillation=params)
     start, end = _falls(history1, "loss")
     assert end < 0.7 * start, (start, end)

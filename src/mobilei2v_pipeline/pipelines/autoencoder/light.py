@@ -29,15 +29,20 @@ class LightAutoencoderTask:
         config: LightAutoencoderConfig,
         split: dict[str, dict[str, torch.Tensor]],
         stats: dict[str, list[float]],
+        vae_linear_path: tuple[torch.nn.Module, torch.nn.Module] | None = None,
     ):
         """`split[name]` holds `latents` (raw, N C t h w), `videos` (the VAE's decodes) and `images` (the
-        clips' first frames, N 3 H W in [-1, 1]) for "train" and "val"."""
-        self.config, self.split, self.stats = config, split, stats
+        clips' first frames, N 3 H W in [-1, 1]) for "train" and "val"; `vae_linear_path` is the VAE's
+        (patch encoder, patch decoder), which the light pair's linear paths start from."""
+        self.config, self.split, self.stats, self.vae_linear_path = config, split, stats, vae_linear_path
         train = split["train"]
         self.fingerprint = fingerprint(dataclasses.asdict(config), train["latents"], train["videos"])
 
     def build_model(self) -> torch.nn.Module:
-        return LightAutoencoder(self.config)
+        model = LightAutoencoder(self.config)
+        if self.config.linear_path:
+            model.copy_linear_path(*self.vae_linear_path)
+        return model
 
     def num_examples(self) -> int:
         return len(self.split["train"]["latents"])

@@ -167,7 +167,10 @@ def train_light_autoencoder(
     """Distil the light encoder and decoder from the VAE; returns the model, its history and its figures."""
     light = autoencoder["light"]
     temporal, spatial = ae.compression(vae)
-    config = LightAutoencoderConfig(clip_latents.shape[1], spatial, temporal, tuple(light["widths"]))
+    linear_path = None if vae.patch_encoder is None else (vae.patch_encoder, vae.patch_decoder)
+    config = LightAutoencoderConfig(
+        clip_latents.shape[1], spatial, temporal, tuple(light["widths"]), linear_path=linear_path is not None
+    )
     height, width = int(latent_table["height"].iloc[0]), int(latent_table["width"].iloc[0])
     split = {}
     for name in ("train", "val"):
@@ -178,7 +181,7 @@ def train_light_autoencoder(
             "videos": vae_targets(vae.eval(), clip_latents[rows], height, width),
             "images": ae.to_model_range(first[:, None])[:, :, 0],
         }
-    task = LightAutoencoderTask(config, split, latent_stats)
+    task = LightAutoencoderTask(config, split, latent_stats, linear_path)
     result = train(task, config_from_params(light["training"]), light["checkpoint_dir"])
     model = task.build_model()
     model.load_state_dict(result.state_dict)

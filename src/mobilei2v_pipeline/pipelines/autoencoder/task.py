@@ -26,7 +26,7 @@ class AutoencoderTask:
         self.fingerprint = fingerprint(vae_preset, kl_weight, crop_size, temporal_weight, train)
 
     def build_model(self) -> torch.nn.Module:
-        return ae.build_vae(self.vae_preset)
+        return ae.build_vae(self.vae_preset, fit_clips=self.train_clips)
 
     def num_examples(self) -> int:
         return len(self.train_clips)

@@ -26,6 +26,7 @@ from mobilei2v_pipeline.video.decode import (
     probe_video,
     read_clips,
 )
+from mobilei2v_pipeline.video.fingerprint import frame_hashes, near_duplicate_groups
 from mobilei2v_pipeline.video.synthetic import plan_synthetic_videos, synthetic_video_bytes
 
 logger = logging.getLogger(__name__)
@@ -42,6 +43,7 @@ CLIP_FILTERS = {
     "static": ("motion_score", "min_motion"),
     "too much motion": ("motion_score", "max_motion"),
     "scene cut": ("scene_cut_score", "min_scene_cut_score"),
+    "frame gap": ("max_gap_ms", "max_frame_gap_ms"),
 }
 
 
@@ -71,10 +73,12 @@ def select_source_videos(user_videos: dict[str, Path], synthetic_videos: dict[st
 def decode_clips(
     source_videos: dict[str, Path], curation: dict[str, Any]
 ) -> tuple[dict[str, np.ndarray], pd.DataFrame, pd.DataFrame]:
-    """Cut fixed-length clips from every video, seeking to each clip; quarantine files that give none.
+    """Cut fixed-length clips from every video by time, upright, seeking to each clip; quarantine files that
+    give none.
 
-    Returns the clip frames by clip id, a table of the clips with their source metadata, and the
-    quarantine table (one row per unusable file, with the reason).
+    Returns the clip frames by clip id, a table of the clips with their source metadata and how each
+    sampled its source (rotation, effective frame rate, largest gap), and the quarantine table (one row per
+    unusable file, with the reason).
     """
     spec = ClipSpec(**curation["clips"])
     frames, rows, quarantine = {}, [], []
@@ -89,14 +93,18 @@ def decode_clips(
                 dict(zip(QUARANTINE_COLUMNS, [video_id, str(path), size, exc.reason, str(exc)], strict=True))
             )
             continue
-        for index, (start, clip) in enumerate(clips):
+        for index, clip in enumerate(clips):
             clip_id = _clip_id(video_id, index)
-            frames[clip_id] = clip
+            frames[clip_id] = clip.frames
             rows.append(
                 {
                     "clip_id": clip_id,
                     "video_id": video_id,
-                    "start_frame": start,
+                    "start_frame": clip.start_frame,
+                    "start_time_s": clip.start_time_s,
+                    "rotation": clip.rotation,
+                    "effective_fps": clip.effective_fps,
+                    "max_gap_ms": clip.max_gap_ms,
                     "frames": spec.frames_per_clip,
                     "frame_interval": spec.frame_interval,
                     "height": spec.height,
@@ -137,17 +145,42 @@ def filter_clips(clip_scores: pd.DataFrame, filters: dict[str, float]) -> tuple[
     return kept, clip_scores[rejected].assign(reason=reasons[rejected]).reset_index(drop=True)
 
 
+def group_near_duplicates(
+    clip_frames: dict[str, np.ndarray], kept_clips: pd.DataFrame, split: dict[str, Any]
+) -> pd.DataFrame:
+    """Give each kept clip its source's `duplicate_group`: the first video id of the sources that share
+    footage with it (a perceptual hash of a frame of their clips within `near_duplicate_max_distance` bits),
+    so a recompressed or trimmed copy goes to the split of its original. A source like no other is its own
+    group."""
+    if kept_clips.empty:
+        return kept_clips.assign(duplicate_group=pd.Series(dtype=str))
+    hashes = {
+        video_id: np.concatenate([frame_hashes(clip_frames[clip_id]) for clip_id in clips["clip_id"]])
+        for video_id, clips in kept_clips.groupby("video_id")
+    }
+    groups = near_duplicate_groups(hashes, split["near_duplicate_max_distance"])
+    members: dict[str, list[str]] = {}
+    for video_id, group in groups.items():
+        members.setdefault(group, []).append(video_id)
+    for videos in members.values():
+        if len(videos) > 1:
+            logger.info("near-duplicate sources, kept in one split: %s", ", ".join(videos))
+    return kept_clips.assign(duplicate_group=kept_clips["video_id"].map(groups))
+
+
 def assign_splits(
     kept_clips: pd.DataFrame, rejected_clips: pd.DataFrame, quarantine: pd.DataFrame, split: dict[str, Any]
 ) -> pd.DataFrame:
-    """Mark each clip train or val by a hash of its source video's identity.
+    """Mark each clip train or val by a hash of its duplicate group's identity (its source video's, unless
+    the source has near-duplicates).
 
-    The hash of the identity alone decides, so adding a video never moves another between splits. Stops the
-    run when no clip survived curation, saying why.
+    The hash of the identity alone decides, so adding a video never moves another between splits (unless it
+    joins that video's group under a name sorted first). Stops the run when no clip survived curation,
+    saying why.
     """
     if kept_clips.empty:
         raise NoUsableClipsError(_no_usable_clips_message(rejected_clips, quarantine))
-    fraction = kept_clips["video_id"].map(partial(_hash_fraction, salt=split["salt"]))
+    fraction = kept_clips["duplicate_group"].map(partial(_hash_fraction, salt=split["salt"]))
     return kept_clips.assign(split=np.where(fraction < split["val_fraction"], "val", "train"))
 
 
@@ -172,6 +205,7 @@ def summarize_curation(
 ) -> dict[str, float]:
     """The stage's figures, flat numbers for `dvc metrics` and MLflow."""
     split_counts = clip_candidates["split"].value_counts()
+    group_sizes = clip_candidates.groupby("duplicate_group")["video_id"].nunique()
     metrics: dict[str, float] = {
         "videos_total": len(source_videos),
         "videos_quarantined": len(quarantine),
@@ -180,6 +214,8 @@ def summarize_curation(
         "clips_rejected": len(rejected_clips),
         "clips_train": int(split_counts.get("train", 0)),
         "clips_val": int(split_counts.get("val", 0)),
+        "near_duplicate_groups": int((group_sizes > 1).sum()),
+        "near_duplicate_videos": int(group_sizes[group_sizes > 1].sum()),
         "validation_success": int(validation_summary["success"]),
         "validation_failed_expectations": len(validation_summary["failed"]),
     }
@@ -205,10 +241,13 @@ def publish_clip_table(
     Takes the metrics so it runs after they are written: a failed run still leaves its figures and report.
     """
     if not validation_summary["success"]:
-        raise ValidationFailedError(
+        reason = _empty_split_message(clip_candidates) or (
             f"the clip table failed {len(validation_summary['failed'])} expectation(s): "
-            f"{validation.describe_failures(validation_summary)}. "
-            "See the validation report (catalog entry clip_validation_report) in data/08_reporting/."
+            f"{validation.describe_failures(validation_summary)}"
+        )
+        raise ValidationFailedError(
+            f"{reason}. See the validation report (catalog entry clip_validation_report) in "
+            "data/08_reporting/."
         )
     logger.info(
         "Curated %d clips (%d videos quarantined)",
@@ -291,6 +330,23 @@ def _hash_fraction(identity: str, salt: str) -> float:
 
 def _slug(text: str) -> str:
     return re.sub(r"[^a-z0-9]+", "_", text.lower()).strip("_")
+
+
+def _empty_split_message(clip_candidates: pd.DataFrame) -> str | None:
+    """What to do when every clip landed in one split (too few videos for the fraction); None otherwise."""
+    present = set(clip_candidates["split"])
+    for missing, other, fix in (("val", "train", "raise"), ("train", "val", "lower")):
+        if missing not in present:
+            videos = clip_candidates["video_id"].nunique()
+            return (
+                f"no {missing} clips: {_count(videos, 'video')} gave {_count(len(clip_candidates), 'clip')}, "
+                f"all in {other}; add videos or {fix} curation.split.val_fraction"
+            )
+    return None
+
+
+def _count(n: int, noun: str) -> str:
+    return f"{n} {noun}{'' if n == 1 else 's'}"
 
 
 def _no_usable_clips_message(rejected: pd.DataFrame, quarantine: pd.DataFrame) -> str:

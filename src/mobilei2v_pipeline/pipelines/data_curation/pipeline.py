@@ -39,8 +39,14 @@ def create_pipeline(**kwargs) -> Pipeline:
                 name="filter_clips",
             ),
             node(
+                nodes.group_near_duplicates,
+                ["clip_frames", "kept_clips", "params:curation.split"],
+                "grouped_clips",
+                name="group_near_duplicates",
+            ),
+            node(
                 nodes.assign_splits,
-                ["kept_clips", "rejected_clips", "video_quarantine", "params:curation.split"],
+                ["grouped_clips", "rejected_clips", "video_quarantine", "params:curation.split"],
                 "clip_candidates",
                 name="assign_splits",
             ),

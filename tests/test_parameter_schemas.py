@@ -1,0 +1,160 @@
+"""The parameter schemas: every env's config passes, a bad value stops `kedro run` at once with one line."""
+
+from __future__ import annotations
+
+import time
+from pathlib import Path
+from typing import get_args
+
+import pytest
+import yaml
+from conftest import REPO, kedro_cli
+from kedro.config import OmegaConfigLoader
+
+from mobilei2v_pipeline.errors import ParameterError
+from mobilei2v_pipeline.parameter_schemas import (
+    CALIBRATION_METHODS,
+    GRAPHS,
+    QUANT_TYPES,
+    SCHEMAS,
+    check_parameters,
+    merge_params,
+    run_parameters,
+)
+from mobilei2v_pipeline.settings import CONFIG_LOADER_ARGS
+
+
+def _loader(env: str, runtime_params: dict | None = None) -> OmegaConfigLoader:
+    return OmegaConfigLoader(str(REPO / "conf"), env=env, runtime_params=runtime_params, **CONFIG_LOADER_ARGS)
+
+
+@pytest.mark.parametrize("env", ["base", "smoke", "paper"])
+def test_every_env_passes_the_schemas(env):
+    check_parameters(_loader(env)["parameters"])
+
+
+def test_each_parameter_file_has_its_schema():
+    files = {path.name: path for path in (REPO / "conf/base").glob("parameters*.yml")}
+    assert set(files) == set(SCHEMAS)
+    for name, schema in SCHEMAS.items():
+        schema.model_validate(yaml.safe_load(files[name].read_text()))
+
+
+def test_the_schemas_name_the_values_onnxruntime_and_the_export_know():
+    from onnxruntime.quantization import CalibrationMethod, QuantType
+
+    from mobilei2v_pipeline.pipelines.export.graphs import OUTPUTS
+
+    assert set(get_args(QUANT_TYPES)) == {t.name for t in QuantType}
+    assert set(get_args(CALIBRATION_METHODS)) == {m.name for m in CalibrationMethod}
+    assert set(get_args(GRAPHS)) == set(OUTPUTS)
+
+
+BAD = [
+    (
+        {"teacher": {"training": {"steps": -1}}},
+        "parameter teacher.training.steps=-1: should be greater than 0",
+    ),
+    (
+        {"quantization": {"precisions": ["w4a4"]}},
+        "parameter quantization.precisions=['w4a4']: should be a mapping of precision names to "
+        "{weights, activations}, e.g. w8a8: {weights: QInt8, activations: QUInt8}",
+    ),
+    (
+        {"quantization": {"precisions": {"w8a8": {"weights": "Foo"}}}},
+        "parameter quantization.precisions.w8a8.weights='Foo': should be 'QInt8', 'QUInt8', 'QFLOAT8E4M3FN', "
+        "'QInt16', 'QUInt16', 'QInt4' or 'QUInt4'",
+    ),
+    (
+        {"curation": {"clips": {"frames_per_clip": 0}}},
+        "parameter curation.clips.frames_per_clip=0: should be greater than or equal to 2",
+    ),
+    (
+        {"teacher": {"training": {"stpes": 10}}},
+        "parameter teacher.training.stpes=10: not a known key (a typo?)",
+    ),
+    (
+        {"autoencoder": {"training": {"learning_rate": "1e-3"}}},  # YAML 1.1 reads 1e-3 as a string
+        "parameter autoencoder.training.learning_rate='1e-3': should be a valid number",
+    ),
+    (
+        {"teacher": {"training": {"batch_size": 6, "gradient_accumulation_steps": 4}}},
+        "parameter teacher.training: batch_size=6 should split evenly over num_processes=1 x "
+        "gradient_accumulation_steps=4",
+    ),
+    (
+        {"distillation": {"student_steps": 3}},
+        "parameter distillation.student_steps=3: should divide teacher.sampling.steps=20, so the teacher "
+        "passes every student time",
+    ),
+    (
+        {"profiling": {"deployed": {"precision": "w4a4"}}},
+        "parameter profiling.deployed.precision: precision 'w4a4' should be fp32 or one of "
+        "quantization.precisions (w8a16, w8a8)",
+    ),
+    (
+        {"distillation": {"trajectories": {"motion_range": [16.0, 0.5]}}},
+        "parameter distillation.trajectories.motion_range=[16.0, 0.5]: should be [low, high] with low < high",
+    ),
+    (
+        {"teacher": {"preset": "huge"}},
+        "parameter teacher.preset='huge': should be a model preset: paper, tiny",
+    ),
+    (
+        {"curation": {"split": {"val_fraction": 1.0}}},
+        "parameter curation.split.val_fraction=1.0: should be less than 1",
+    ),
+]
+
+
+@pytest.mark.parametrize(("overrides", "message"), BAD, ids=[m.split(":")[0] for _, m in BAD])
+def test_a_bad_value_is_named_with_what_is_allowed(overrides, message):
+    with pytest.raises(ParameterError) as error:
+        check_parameters(merge_params(_loader("base")["parameters"], overrides))
+    assert error.value.message == message
+
+
+def test_a_list_for_a_mapping_from_the_command_line_is_named_too():
+    loader = _loader("smoke", {"quantization": {"precisions": ["w4a4"]}})
+    with pytest.raises(Exception, match="Cannot merge DictConfig with ListConfig"):
+        loader["parameters"]  # OmegaConf's own error names no key
+    with pytest.raises(
+        ParameterError, match=r"^parameter quantization.precisions=\['w4a4'\]: should be a mapping"
+    ):
+        check_parameters(run_parameters(loader))
+
+
+def test_merge_params_merges_mappings_and_replaces_the_rest():
+    params = {"a": {"b": 1, "c": {"d": 2}}, "e": [1]}
+    assert merge_params(params, {"a": {"c": {"d": 3}}, "e": {"f": 1}}) == {
+        "a": {"b": 1, "c": {"d": 3}},
+        "e": {"f": 1},
+    }
+    assert params == {"a": {"b": 1, "c": {"d": 2}}, "e": [1]}
+
+
+@pytest.mark.parametrize("value", BAD[:4], ids=["steps", "precisions", "quant_type", "frames_per_clip"])
+def test_kedro_run_with_a_bad_value_stops_before_any_node_with_one_line(project: Path, value):
+    overrides, message = value
+    key, setting = next(iter(_flatten(overrides).items()))
+    started = time.perf_counter()
+    result = kedro_cli(project, "run", "--params", f"{key}={setting}")
+    seconds = time.perf_counter() - started
+    output = result.stdout + result.stderr
+    assert result.returncode == 1
+    assert f"Error: {message}\n" in output
+    assert "Traceback" not in output and "Running node" not in output
+    assert seconds < 60  # Kedro's start-up; the check itself takes well under a second
+
+
+def _flatten(overrides: dict, prefix: str = "") -> dict[str, str]:
+    """{"a": {"b": 1}} -> {"a.b": "1"}, lists as `kedro run --params` writes them."""
+    flat = {}
+    for key, value in overrides.items():
+        if isinstance(value, dict):
+            flat |= _flatten(value, f"{prefix}{key}.")
+        else:
+            flat[f"{prefix}{key}"] = (
+                f"[{','.join(map(str, value))}]" if isinstance(value, list) else str(value)
+            )
+    return flat
