@@ -240,6 +240,7 @@ class Autoencoder(Schema):
     temporal_loss_weight: NonNegativeFloat
     crop_size: PositiveInt | None
     encode_batch_size: PositiveInt
+    latent_scale: Literal["per_channel", "shared"]
     checkpoint_dir: str
     training: Training
     light: LightAutoencoder

@@ -178,6 +178,20 @@ def test_latent_stats_normalize_to_zero_mean_unit_std_and_back() -> None:
     torch.testing.assert_close(denormalize(normalized, stats), latents, atol=1e-5, rtol=1e-5)
 
 
+def test_shared_latent_scale_keeps_the_channels_relative_sizes() -> None:
+    scale = torch.tensor([1.0, 2.0, 8.0]).view(1, 3, 1, 1, 1)
+    latents = torch.randn(8, 3, 2, 4, 7, generator=torch.Generator().manual_seed(0)) * scale + 1.0
+    stats = latent_stats(latents, scale="shared")
+    assert len(set(stats["std"])) == 1
+    normalized = normalize(latents, stats)
+    spread = normalized.std(dim=(0, 2, 3, 4))
+    torch.testing.assert_close(spread / spread[0], torch.tensor([1.0, 2.0, 8.0]), atol=0.15, rtol=0.05)
+    assert normalized.pow(2).mean() == pytest.approx(1.0, abs=0.02)  # unit variance over all channels
+    torch.testing.assert_close(denormalize(normalized, stats), latents, atol=1e-5, rtol=1e-5)
+    with pytest.raises(ValueError, match="latent scale 'global'"):
+        latent_stats(latents, scale="global")
+
+
 def test_psnr() -> None:
     video = moving_waves(batch=2)
     assert psnr(video, video) == math.inf

@@ -286,13 +286,25 @@ def vae_loss(
     return loss, {name: float(value.detach()) for name, value in terms.items()}
 
 
-def latent_stats(latents: torch.Tensor) -> dict[str, list[float]]:
-    """Per-channel mean and std of latents (N, C, T, H, W), as plain lists (they go into a JSON file)."""
+LATENT_SCALES = ("per_channel", "shared")
+
+
+def latent_stats(latents: torch.Tensor, scale: str = "per_channel") -> dict[str, list[float]]:
+    """Per-channel mean and std of latents (N, C, T, H, W), as plain lists (they go into a JSON file).
+
+    `scale="shared"` gives every channel the same std (the root mean square of the per-channel ones), so the
+    channels keep their relative sizes: for an orthonormal code such as the linear path's PCA, a squared
+    error on the normalised latents is then a squared error on the pixels, and the denoiser's loss weighs
+    the strong components as the picture does. "per_channel" (LTX-Video's normalisation) makes every channel
+    unit-variance, the weakest PCA components (near-white detail) as loud as the image's layout.
+    """
+    if scale not in LATENT_SCALES:
+        raise ValueError(f"latent scale {scale!r}: expected one of {LATENT_SCALES}")
     dims = (0, 2, 3, 4)
-    return {
-        "mean": latents.float().mean(dim=dims).tolist(),
-        "std": latents.float().std(dim=dims).tolist(),
-    }
+    std = latents.float().std(dim=dims)
+    if scale == "shared":
+        std = std.pow(2).mean().sqrt().expand_as(std)
+    return {"mean": latents.float().mean(dim=dims).tolist(), "std": std.tolist()}
 
 
 def _stats_tensors(stats: dict[str, list[float]], like: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:

@@ -152,7 +152,8 @@ def encode_latents(
     latents_all = torch.cat(latents)
     table = clip_table[["clip_id", "video_id", "split", "motion_score", "frames", "height", "width"]]
     table = table.reset_index(drop=True)
-    stats = ae.latent_stats(latents_all[torch.as_tensor((table["split"] == "train").to_numpy())])
+    train = latents_all[torch.as_tensor((table["split"] == "train").to_numpy())]
+    stats = ae.latent_stats(train, autoencoder["latent_scale"])
     return latents_all.numpy(), torch.cat(first_frames).numpy(), table, stats
 
 
