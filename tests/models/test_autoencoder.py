@@ -230,8 +230,12 @@ def test_ltx_preset_is_the_real_32x_8x_128_channel_vae() -> None:
 
 
 def test_small_presets_share_the_denoiser_latent_format() -> None:
-    for name, expected, channels in (("tiny", (2, 8), 32), ("micro", (8, 16), 16)):
-        assert VAE_PRESETS[name]["latent_channels"] == channels and VAE_PRESETS[name]["linear_path"]
+    for name, expected, channels, linear in (
+        ("tiny", (2, 8), 16, False),
+        ("tiny_linear", (2, 8), 32, True),
+        ("micro", (8, 16), 16, True),
+    ):
+        assert VAE_PRESETS[name]["latent_channels"] == channels and VAE_PRESETS[name]["linear_path"] == linear
         with torch.device("meta"):
             assert compression(build_vae(name)) == expected
     # The tiny preset's VAE makes the latents the tiny denoiser preset is sized for.
@@ -240,7 +244,7 @@ def test_small_presets_share_the_denoiser_latent_format() -> None:
         vae = build_vae("tiny")
     shape = latent_shape(vae, tiny.video_frames, tiny.video_height, tiny.video_width)
     grid = tiny.latent_grid
-    assert shape == (tiny.denoiser.latent_channels, grid.frames, grid.height, grid.width) == (32, 3, 8, 14)
+    assert shape == (tiny.denoiser.latent_channels, grid.frames, grid.height, grid.width) == (16, 3, 8, 14)
     with pytest.raises(ValueError, match="unknown VAE preset 'huge'"):
         build_vae("huge")
 

@@ -151,7 +151,7 @@ PRESETS: dict[str, Preset] = {
     "tiny": Preset(
         name="tiny",
         denoiser=DenoiserConfig(
-            latent_channels=32,
+            latent_channels=16,
             hidden_size=120,
             depth=6,
             num_heads=4,
