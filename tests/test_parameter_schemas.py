@@ -158,3 +158,19 @@ def _flatten(overrides: dict, prefix: str = "") -> dict[str, str]:
                 f"[{','.join(map(str, value))}]" if isinstance(value, list) else str(value)
             )
     return flat
+
+
+def test_the_training_schema_states_the_training_configs_fields_and_defaults():
+    """The schema restates TrainingConfig (training/loop.py imports torch and accelerate, too heavy for the
+    check that runs before every run): the two must not drift apart."""
+    import dataclasses
+
+    from mobilei2v_pipeline.parameter_schemas import Training
+    from mobilei2v_pipeline.training.loop import TrainingConfig
+
+    config = {f.name: f.default for f in dataclasses.fields(TrainingConfig)}
+    schema = {name: field.default for name, field in Training.model_fields.items()}
+    assert set(schema) == set(config)
+    for name, default in config.items():
+        if default is not dataclasses.MISSING:
+            assert schema[name] == default, name
