@@ -43,6 +43,21 @@ def test_untrained_model_predicts_zero_velocity() -> None:
     assert torch.equal(model(latents, timesteps, motion), torch.zeros_like(latents))
 
 
+def test_first_frame_residual_is_the_plain_network_on_differences_from_the_image() -> None:
+    # The same weights with and without the residual: the network sees each generated frame as
+    # x_t - (1 - t) x_image and its output, minus x_image, is the velocity of the latents.
+    plain, residual = small_model(), small_model(first_frame_residual=True)
+    latents, timesteps, motion = inputs(LatentGrid(3, 3, 4))
+    image = latents[:, :, :1]
+    keep = (1 - timesteps[:, 1:])[:, None, :, None, None]
+    with torch.no_grad():
+        expected = plain(torch.cat([image, latents[:, :, 1:] - keep * image], dim=2), timesteps, motion)
+        expected[:, :, 1:] -= image
+        assert torch.allclose(residual(latents, timesteps, motion), expected, atol=1e-6)
+        one_t = residual(latents, timesteps[:, 1], motion)  # one t per sample applies to frame 0 too
+    assert one_t.shape == latents.shape
+
+
 def test_motion_score_changes_the_prediction() -> None:
     model = small_model()
     latents, timesteps, _ = inputs(LatentGrid(2, 3, 4))

@@ -41,7 +41,8 @@ def _small_ltx(
 
     0.9.5's down and up samplers carry a parameter-free residual (space-to-depth averaged over channel groups,
     and its inverse), so low frequencies pass from the start. `layers` has one entry per stage plus the mid
-    block; the decoder mirrors the encoder.
+    block; the decoder mirrors the encoder. `linear_path` adds the PCA-fitted linear path beside them
+    (video_autoencoder.py).
     """
     stages = len(widths) - 1
     return {
@@ -96,9 +97,9 @@ VAE_PRESETS: dict[str, dict] = {
     # latent frames to live in. One stage after 4x4 patches trains about twice as fast per step as patch 2
     # and two stages (8x, 4x), and 3.5x faster per second (docs/autoencoder.md).
     "tiny": _small_ltx(widths=(64, 128), layers=(1, 1), patch_size=4, linear_path=False),
-    # The same compression at 32 channels (12x) with the PCA-fitted linear path: 29.1 dB and 93% of the
-    # motion kept after 200 steps, but the tiny teacher does not learn to continue its latents from the
-    # first frame (docs/autoencoder.md), so it is not the default.
+    # The default: the same compression at 32 channels (12x) with the PCA-fitted linear path, 29.1 dB and
+    # 93% of the motion kept after 200 steps. The teacher continues its latents from the first frame only
+    # with the first-frame residual (models/config.py) and one shared latent scale (docs/autoencoder.md).
     "tiny_linear": _small_ltx(widths=(64, 128), layers=(0, 0), latent_channels=32, patch_size=4),
     # For tests: 16x spatial and 8x temporal keep the latents (and the denoisers on them) small.
     "micro": _small_ltx(widths=(8, 16, 32, 32), layers=(0, 0, 1, 1)),

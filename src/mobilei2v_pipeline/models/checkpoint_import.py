@@ -166,10 +166,12 @@ def convert_public_state_dict(
 
 def import_public_checkpoint(path: str | Path, config: DenoiserConfig) -> MobileI2VDenoiser:
     """Our denoiser with the weights of the public checkpoint at `path` (a file, or a folder holding one),
-    in eval mode. `config` gives the architecture; its latent channels follow the checkpoint's, and the
-    unused text path is left out."""
+    in eval mode. `config` gives the architecture; its latent channels follow the checkpoint's, the
+    unused text path is left out, and the inputs are the public code's (no first-frame residual)."""
     public = read_public_state_dict(path)
-    config = dataclasses.replace(config, latent_channels=latent_channels_of(public), caption_embedder=False)
+    config = dataclasses.replace(
+        config, latent_channels=latent_channels_of(public), caption_embedder=False, first_frame_residual=False
+    )
     model = MobileI2VDenoiser(config)
     model.load_state_dict(convert_public_state_dict(public, model))
     return model.eval()

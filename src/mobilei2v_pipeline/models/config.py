@@ -32,6 +32,11 @@ class DenoiserConfig:
     # Inferred, not read: a 896-wide text encoder makes the projection 2.36M, the gap between the public
     # code's 267.22M and the 264.86M without it.
     caption_channels: int = 896
+    # Off in the public code. On, the network sees each generated frame as its difference from the image
+    # latent (frame 0) and predicts that difference's velocity: it learns what changes, and every token
+    # holds its own cell of the image, which mostly-linear attention cannot fetch from frame 0 precisely
+    # (denoiser.py, docs/denoiser.md). Inputs and output stay latents and their velocity.
+    first_frame_residual: bool = False
 
     def __post_init__(self) -> None:
         # Parameters files give lists; a tuple keeps the frozen config hashable.
@@ -158,6 +163,7 @@ PRESETS: dict[str, Preset] = {
             ffn_ratio=2.5,
             softmax_blocks=(2, 5),
             rope_interpolation_scale=None,
+            first_frame_residual=True,
         ),
         video_frames=5,
         video_height=64,

@@ -7,6 +7,11 @@ and projected to six modulation vectors (shift, scale, gate for attention and fo
 adds to its own learned table. The timestep is per frame, so the modulation is per token: in I2V frame 0 is
 the clean image latent and carries t = 0. The output is the rectified-flow velocity (see flow.py).
 
+With `config.first_frame_residual` (off in the public code, on in the `tiny` preset), the generated frames
+enter as their difference from the image latent along the flow path and the output is mapped back
+(`first_frame_residual`, `absolute_velocity`): an exact change of variables, so the model's inputs and
+outputs keep their meaning, and the network learns what changes from the image rather than the image.
+
 The function is the public MobileI2V code's (`Mobiledit`, hustvl/MobileI2V), checked against a fixture made
 from it (tests/reference/); its checkpoints load through `checkpoint_import.py`.
 """
@@ -133,6 +138,22 @@ class FinalLayer(nn.Module):
         return self.linear(modulate(self.norm(x), shift, scale))
 
 
+def first_frame_residual(latents: torch.Tensor, timesteps: torch.Tensor) -> torch.Tensor:
+    """Latents (B, C, T, H, W) with every frame after the first replaced by x_t - (1 - t) x_image, the noisy
+    path of its difference from the image latent (frame 0): x_t = (1 - t) x_0 + t eps gives
+    (1 - t) (x_0 - x_image) + t eps. Per-frame timesteps (B, T)."""
+    image = latents[:, :, :1]
+    keep = (1 - timesteps[:, 1:]).to(latents.dtype).view(latents.shape[0], 1, -1, 1, 1)
+    return torch.cat([image, latents[:, :, 1:] - keep * image], dim=2)
+
+
+def absolute_velocity(residual_velocity: torch.Tensor, latents: torch.Tensor) -> torch.Tensor:
+    """The velocity of the latents from that of their difference from the image latent: eps - x_0 is
+    (eps - (x_0 - x_image)) - x_image on every frame after the first."""
+    image = latents[:, :, :1]
+    return torch.cat([residual_velocity[:, :, :1], residual_velocity[:, :, 1:] - image], dim=2)
+
+
 class MobileI2VDenoiser(nn.Module):
     """Predicts the flow velocity of video latents given per-frame timesteps and a motion score.
 
@@ -186,7 +207,8 @@ class MobileI2VDenoiser(nn.Module):
             x = self._run_block(block, x, context)
         batch, _, frames, height, width = latents.shape
         x = self.final_layer(x, context["timestep_embedding"])
-        return x.reshape(batch, frames, height, width, -1).permute(0, 4, 1, 2, 3)
+        velocity = x.reshape(batch, frames, height, width, -1).permute(0, 4, 1, 2, 3)
+        return absolute_velocity(velocity, latents) if self.config.first_frame_residual else velocity
 
     def block_features(
         self, latents: torch.Tensor, timesteps: torch.Tensor, motion: torch.Tensor, blocks: Sequence[int]
@@ -233,6 +255,8 @@ class MobileI2VDenoiser(nn.Module):
             "sin": sin,
             "grid": grid,
         }
+        if config.first_frame_residual:
+            latents = first_frame_residual(latents, timesteps)
         tokens = latents.permute(0, 2, 3, 4, 1).reshape(batch, frames, height * width, -1)
         return self.patch_embed(tokens.to(self.patch_embed.weight.dtype)), context  # (B, T, H * W, C)
 

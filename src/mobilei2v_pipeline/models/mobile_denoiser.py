@@ -15,7 +15,12 @@ import torch.nn.functional as F
 from torch import nn
 
 from mobilei2v_pipeline.models.config import DenoiserConfig, LatentGrid
-from mobilei2v_pipeline.models.denoiser import DenoiserBlock, MobileI2VDenoiser
+from mobilei2v_pipeline.models.denoiser import (
+    DenoiserBlock,
+    MobileI2VDenoiser,
+    absolute_velocity,
+    first_frame_residual,
+)
 from mobilei2v_pipeline.models.mobile_attention import linear_as_conv1x1, use_mobile_attention
 
 
@@ -47,14 +52,16 @@ class MobileDenoiser(nn.Module):
             timesteps = timesteps.unsqueeze(1).expand(batch, frames)
         timestep_embedding, modulation = model.timestep_embedder(timesteps)  # (B, T, C), (B, T, 6, C)
         modulation = modulation + model.motion_embedder(motion)[1].unsqueeze(1)
-        x = linear_as_conv1x1(latents.reshape(batch, channels, 1, frames * cells), model.patch_embed)
+        residual = model.config.first_frame_residual
+        inputs = first_frame_residual(latents, timesteps) if residual else latents
+        x = linear_as_conv1x1(inputs.reshape(batch, channels, 1, frames * cells), model.patch_embed)
         for block in model.blocks:
             x = self._block(block, x, modulation + block.scale_shift_table)
         final = model.final_layer
         shift, scale = _per_frame(timestep_embedding.unsqueeze(2) + final.scale_shift_table)
         h = self._modulate(_layer_norm(x, final.norm.eps), shift, scale)
-        out = linear_as_conv1x1(h, final.linear)
-        return out.view(batch, -1, frames, grid.height, grid.width)
+        velocity = linear_as_conv1x1(h, final.linear).view(batch, -1, frames, grid.height, grid.width)
+        return absolute_velocity(velocity, latents) if residual else velocity
 
     def _modulate(self, x: torch.Tensor, shift: torch.Tensor, scale: torch.Tensor) -> torch.Tensor:
         """Per-frame modulation of (B, C, 1, S), through a (B, C, T, H * W) view."""
