@@ -165,8 +165,22 @@ def to_onnx(
     )
     model = program.model_proto
     model.doc_string = f"mobilei2v, static shapes { ({n: list(v.shape) for n, v in inputs.items()}) }"
+    drop_stack_traces(model)
     onnx.checker.check_model(model, full_check=True)
     return model
+
+
+STACK_TRACE = "pkg.torch.onnx.stack_trace"
+
+
+def drop_stack_traces(model: onnx.ModelProto) -> None:
+    """Remove the Python stack trace the exporter records on every node: it holds this checkout's absolute
+    paths, so the same graph exported from two clones would differ (and the paths would ship in the app).
+    The module scopes the quantizer reads stay. In place."""
+    for node in [*model.graph.node, *(n for function in model.functions for n in function.node)]:
+        kept = [prop for prop in node.metadata_props if prop.key != STACK_TRACE]
+        del node.metadata_props[:]
+        node.metadata_props.extend(kept)
 
 
 def check_onnx_models(
