@@ -6,10 +6,13 @@ form exported to static-shape ONNX (opset 18, dynamo exporter) with the same ran
 in ONNX Runtime (CPU, all threads): median of the timed runs after warm-up, and the mobile/training ratio
 (above 1: the mobile form is faster). The max abs difference of the two outputs is reported beside.
 
-The mobile forms are made for NPUs (channels-first 1x1 convolutions, tiled heads, no transposes); a CPU
-is not the target, so this table says what they cost or save where ONNX Runtime's CPU kernels run them.
+The mobile forms are made for phone runtimes (channels-first 1x1 convolutions, heads as a view, batched
+matmuls, no einsum or split); this table says what they cost or save where ONNX Runtime's CPU kernels run
+them.
+The full run also lowers the whole mobile denoiser to ExecuTorch (XNNPACK) as the export stage does and times
+it the same way, with the share of its multiply-accumulates inside the delegate.
 
-    python benchmarks/mobile_attention.py          # layers and the whole denoiser: about 10 minutes
+    python benchmarks/mobile_attention.py          # layers, the whole denoiser, ExecuTorch: about 15 minutes
     python benchmarks/mobile_attention.py --quick  # layers only, 3 runs
 
 It prints a table and writes JSON to benchmarks/results/mobile_attention.json (_quick.json with --quick).
@@ -131,15 +134,41 @@ def denoiser_row(repeats: int) -> dict:
     training_ms, expected = _time(training, inputs, repeats)
     del training
     gc.collect()
-    mobile = to_onnx(MobileDenoiser(model, GRID).eval(), inputs, ["out"], 18)
+    mobile_form = MobileDenoiser(model, GRID).eval()
+    mobile = to_onnx(mobile_form, inputs, ["out"], 18)
     log("whole denoiser: exported the mobile form")
     mobile_ms, got = _time(mobile, inputs, repeats)
+    del mobile
+    gc.collect()
     return {
         "case": "whole paper denoiser",
         "training_ms": training_ms,
         "mobile_ms": mobile_ms,
         "speedup": training_ms / mobile_ms,
         "max_abs_err": float(np.abs(got - expected).max()),
+        **_executorch(mobile_form, inputs, expected, repeats),
+    }
+
+
+def _executorch(
+    graph: torch.nn.Module, inputs: dict[str, np.ndarray], expected: np.ndarray, repeats: int
+) -> dict:
+    """The mobile form as the export stage makes its ExecuTorch program (XNNPACK), timed the same way."""
+    from mobilei2v_pipeline import executorch_runtime  # ExecuTorch takes 5 s to import
+
+    lowered = executorch_runtime.lower(graph, inputs)
+    delegation = executorch_runtime.delegation(lowered)
+    method = executorch_runtime.load(executorch_runtime.to_executorch(lowered))
+    del lowered
+    gc.collect()
+    log(f"whole denoiser: lowered, {delegation['delegated_mac_fraction']:.4f} of its MACs in XNNPACK")
+    got = executorch_runtime.run(method, inputs)
+    executorch_runtime.timed_run(method, inputs)  # warm-up
+    times = [executorch_runtime.timed_run(method, inputs) for _ in range(repeats)]
+    return {
+        "executorch_ms": float(np.median(times)),
+        "executorch_max_abs_err": float(np.abs(got - expected).max()),
+        **{f"executorch_{k}": v for k, v in delegation.items()},
     }
 
 
@@ -152,6 +181,15 @@ def main(argv: list[str] | None = None) -> None:
     rows = layer_rows(repeats)
     if not args.quick:
         rows.append(denoiser_row(repeats))
+    if not args.quick:
+        row = rows[-1]
+        print(
+            f"ExecuTorch (XNNPACK), whole paper denoiser: {row['executorch_ms']:.1f} ms "
+            f"({row['executorch_ms'] / row['mobile_ms']:.2f}x ONNX Runtime's mobile form), "
+            f"{row['executorch_delegated_mac_fraction']:.4f} of MACs delegated, max abs err "
+            f"{row['executorch_max_abs_err']:.1e}; left to the portable kernels: "
+            f"{row['executorch_non_delegated_ops'] or 'nothing'}"
+        )
     print(
         text_table(
             ["case", "training ms", "mobile ms", "mobile speed-up", "max abs err"],

@@ -1,10 +1,12 @@
-"""Export-time forms of the two attentions for mobile NPUs (DESIGN.md section 3, "Mobile attention").
+"""Export-time forms of the two attentions for mobile runtimes (docs/denoiser.md, "The export form").
 
-Same weights, same results, different shapes of work: activations stay 4D and channels-first, (B, C, 1, S), so
-every projection is a 1x1 convolution; heads run one after another on channel slices instead of one batched
-reshape; the RoPE tables are constants of the static export grid, laid out (d, 1, S) so rotation is two
-multiplies and a signed channel swap inside each (time, height, width) block, with no gather; the products
-are einsums; there is no fused SDPA op.
+Same weights, same results, different shapes of work: activations stay 4D and channels-first, (B, C, 1, S),
+so every projection is a 1x1 convolution; the heads are a free view, (B * heads, d, S), and the attention
+products are batched matrix multiplies; the RoPE tables are constants of the static export grid, laid out
+(d, S) so rotation is two multiplies and a signed channel swap made of slices; the norms' channel means are
+1x1 convolutions with constant weights; there is no fused SDPA op. Every op of that list is one that
+ExecuTorch's XNNPACK delegate takes (it takes no einsum, no split, and a mean only over the last two axes of
+a 4D tensor) and one that ONNX Runtime, QNN and Core ML run natively.
 
 `use_mobile_attention` swaps them into a trained denoiser for one grid; each mobile module keeps a reference
 to the module it replaces, so the parameters are shared, not copied.
@@ -26,15 +28,27 @@ def linear_as_conv1x1(x: torch.Tensor, linear: nn.Linear) -> torch.Tensor:
     return F.conv2d(x, linear.weight[:, :, None, None], linear.bias)
 
 
-def _rms_norm(x: torch.Tensor, norm: nn.RMSNorm) -> torch.Tensor:
+def channel_slices(x: torch.Tensor, parts: int) -> list[torch.Tensor]:
+    """`x.chunk(parts, dim=1)` as slices: mobile delegates take a slice, not a split."""
+    size = x.shape[1] // parts
+    return [x[:, i * size : (i + 1) * size] for i in range(parts)]
+
+
+class ChannelMean(nn.Module):
+    """The mean over the channels of (B, C, 1, S), keeping the axis, as a 1x1 convolution with constant
+    weights 1 / C (XNNPACK's mean only reduces the last two axes of a 4D tensor)."""
+
+    def __init__(self, channels: int):
+        super().__init__()
+        self.register_buffer("weight", torch.full((1, channels, 1, 1), 1.0 / channels), persistent=False)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return F.conv2d(x, self.weight)
+
+
+def _rms_norm(x: torch.Tensor, norm: nn.RMSNorm, mean: ChannelMean) -> torch.Tensor:
     """RMSNorm over the channel axis of (B, C, 1, S)."""
-    scale = torch.rsqrt(x.pow(2).mean(dim=1, keepdim=True) + norm.eps)
-    return x * scale * norm.weight[:, None, None]
-
-
-def _rotate(x: torch.Tensor, cos: torch.Tensor, sin: torch.Tensor) -> torch.Tensor:
-    """RoPE on one head (B, d, 1, S) with (d, 1, S) tables."""
-    return x * cos + rotate_half_blocks(x, dim=1) * sin
+    return x * torch.rsqrt(mean(x * x) + norm.eps) * norm.weight[:, None, None]
 
 
 class _MobileAttention(nn.Module):
@@ -45,16 +59,26 @@ class _MobileAttention(nn.Module):
         cos, sin = rope_tables(  # (S, d)
             grid, config.head_dim, config.rope_theta, config.rope_position_scale(grid)
         )
-        self.register_buffer("cos", cos.T.unsqueeze(1).contiguous(), persistent=False)  # (d, 1, S)
-        self.register_buffer("sin", sin.T.unsqueeze(1).contiguous(), persistent=False)
+        self.register_buffer("cos", cos.T.contiguous(), persistent=False)  # (d, S)
+        self.register_buffer("sin", sin.T.contiguous(), persistent=False)
+        self.channel_mean = ChannelMean(config.hidden_size)
 
     def forward(self, x: torch.Tensor, cos: torch.Tensor | None = None, sin: torch.Tensor | None = None):
         """Tokens (B, N, C), as the training block calls attention (its RoPE tables are ignored: this module
         has its own constants) -> (B, N, C). `forward_4d` is the channels-first form."""
         return self.forward_4d(x.transpose(1, 2).unsqueeze(2)).squeeze(2).transpose(1, 2)
 
-    def _heads(self, x: torch.Tensor) -> list[torch.Tensor]:
-        return list(x.split(self.head_dim, dim=1))
+    def _heads(self, x: torch.Tensor) -> torch.Tensor:
+        """(B, C, 1, S) -> (B * heads, d, S), a view."""
+        return x.reshape(-1, self.head_dim, x.shape[-1])
+
+    def _rotate(self, x: torch.Tensor) -> torch.Tensor:
+        """RoPE on (B * heads, d, S)."""
+        return x * self.cos + rotate_half_blocks(x, dim=1) * self.sin
+
+    def _merge(self, heads: torch.Tensor, like: torch.Tensor) -> torch.Tensor:
+        """(B * heads, d, S) -> the (B, C, 1, S) layout and dtype of `like`."""
+        return heads.reshape(like.shape).to(like.dtype)
 
 
 class MobileLinearAttention(_MobileAttention):
@@ -63,17 +87,16 @@ class MobileLinearAttention(_MobileAttention):
     def forward_4d(self, x: torch.Tensor) -> torch.Tensor:
         """(B, C, 1, S) -> (B, C, 1, S), float32 inside."""
         source = self.source
-        q, k, v = linear_as_conv1x1(x, source.qkv).float().chunk(3, dim=1)
-        q, k = _rms_norm(q, source.q_norm), _rms_norm(k, source.k_norm)
-        ones = torch.ones_like(v[:, :1])  # V padded with a row of ones: the normaliser's row
-        outputs = []
-        for q_h, k_h, v_h in zip(self._heads(q), self._heads(k), self._heads(v), strict=True):
-            q_h = F.relu(_rotate(q_h, self.cos, self.sin))
-            k_h = F.relu(_rotate(k_h, self.cos, self.sin))
-            state = torch.einsum("bdis,beis->bde", k_h, torch.cat([v_h, ones], dim=1))  # (B, d, d + 1)
-            out = torch.einsum("bdis,bde->beis", q_h, state)  # (B, d + 1, 1, S)
-            outputs.append(out[:, :-1] / (out[:, -1:] + source.eps))
-        return linear_as_conv1x1(torch.cat(outputs, dim=1).to(x.dtype), source.proj)
+        q, k, v = channel_slices(linear_as_conv1x1(x, source.qkv).float(), 3)
+        q = self._heads(_rms_norm(q, source.q_norm, self.channel_mean))
+        k = self._heads(_rms_norm(k, source.k_norm, self.channel_mean))
+        q, k, v = F.relu(self._rotate(q)), F.relu(self._rotate(k)), self._heads(v)
+        numerator = torch.bmm(torch.bmm(v, k.transpose(1, 2)), q)  # (B * heads, d, S), through a d x d state
+        # sum_j <q_i, k_j> = S <q_i, mean_j k_j>; the mean over tokens as a 4D mean over the last two axes
+        tokens = k.shape[-1]
+        k_mean = k.unsqueeze(2).mean(dim=(2, 3), keepdim=True).view(k.shape[0], 1, -1)  # (B * heads, 1, d)
+        normaliser = torch.bmm(k_mean, q) * tokens  # (B * heads, 1, S)
+        return linear_as_conv1x1(self._merge(numerator / (normaliser + source.eps), x), source.proj)
 
 
 class MobileSoftmaxAttention(_MobileAttention):
@@ -81,13 +104,11 @@ class MobileSoftmaxAttention(_MobileAttention):
 
     def forward_4d(self, x: torch.Tensor) -> torch.Tensor:
         """(B, C, 1, S) -> (B, C, 1, S), float32 inside."""
-        q, k, v = linear_as_conv1x1(x, self.source.qkv).float().chunk(3, dim=1)
-        outputs = []
-        for q_h, k_h, v_h in zip(self._heads(q), self._heads(k), self._heads(v), strict=True):
-            q_h = _rotate(q_h, self.cos, self.sin) * self.head_dim**-0.5
-            scores = torch.einsum("bdis,bdit->bst", q_h, _rotate(k_h, self.cos, self.sin))  # (B, S, S)
-            outputs.append(torch.einsum("bst,bdit->bdis", scores.softmax(dim=-1), v_h))
-        return linear_as_conv1x1(torch.cat(outputs, dim=1).to(x.dtype), self.source.proj)
+        q, k, v = (self._heads(t) for t in channel_slices(linear_as_conv1x1(x, self.source.qkv).float(), 3))
+        q = self._rotate(q) * self.head_dim**-0.5
+        scores = torch.bmm(q.transpose(1, 2), self._rotate(k))  # (B * heads, S, S), softmax over the last
+        out = torch.bmm(scores.softmax(dim=-1), v.transpose(1, 2)).transpose(1, 2)  # (B * heads, d, S)
+        return linear_as_conv1x1(self._merge(out, x), self.source.proj)
 
 
 def use_mobile_attention(model: nn.Module, grid: LatentGrid) -> nn.Module:

@@ -21,19 +21,29 @@ from mobilei2v_pipeline.models.denoiser import (
     absolute_velocity,
     first_frame_residual,
 )
-from mobilei2v_pipeline.models.mobile_attention import linear_as_conv1x1, use_mobile_attention
+from mobilei2v_pipeline.models.mobile_attention import (
+    ChannelMean,
+    channel_slices,
+    linear_as_conv1x1,
+    use_mobile_attention,
+)
 
 
-def _layer_norm(x: torch.Tensor, eps: float) -> torch.Tensor:
-    """LayerNorm without affine over the channels of (B, C, ...)."""
-    mean = x.mean(dim=1, keepdim=True)
-    centred = x - mean
-    return centred * torch.rsqrt(centred.pow(2).mean(dim=1, keepdim=True) + eps)
+def _layer_norm(x: torch.Tensor, eps: float, mean: ChannelMean) -> torch.Tensor:
+    """LayerNorm without affine over the channels of (B, C, 1, S)."""
+    centred = x - mean(x)
+    return centred * torch.rsqrt(mean(centred * centred) + eps)
 
 
-def _per_frame(table: torch.Tensor) -> list[torch.Tensor]:
-    """(B, T, k, C) -> k tensors (B, C, T, 1) that broadcast over a (B, C, T, H * W) view."""
-    return list(table.permute(0, 2, 3, 1).unsqueeze(-1).unbind(1))
+def _channels_first(table: torch.Tensor) -> torch.Tensor:
+    """Condition vectors (B, T, k, C) -> (B, k * C, T, 1), to broadcast over a (B, C, T, H * W) view."""
+    batch, frames, parts, channels = table.shape
+    return table.permute(0, 2, 3, 1).reshape(batch, parts * channels, frames, 1)
+
+
+def _with_table(modulation: torch.Tensor, table: torch.Tensor) -> list[torch.Tensor]:
+    """A block's modulation, (B, k * C, T, 1) plus its learned (k, C) table, as k tensors (B, C, T, 1)."""
+    return channel_slices(modulation + table.reshape(-1, 1, 1), table.shape[0])
 
 
 class MobileDenoiser(nn.Module):
@@ -43,6 +53,7 @@ class MobileDenoiser(nn.Module):
         super().__init__()
         self.model = use_mobile_attention(model, grid)
         self.grid = grid
+        self.channel_mean = ChannelMean(model.config.hidden_size)
 
     def forward(self, latents: torch.Tensor, timesteps: torch.Tensor, motion: torch.Tensor) -> torch.Tensor:
         model, grid = self.model, self.grid
@@ -51,15 +62,17 @@ class MobileDenoiser(nn.Module):
         if timesteps.ndim == 1:
             timesteps = timesteps.unsqueeze(1).expand(batch, frames)
         timestep_embedding, modulation = model.timestep_embedder(timesteps)  # (B, T, C), (B, T, 6, C)
-        modulation = modulation + model.motion_embedder(motion)[1].unsqueeze(1)
+        # one permute for all blocks; each block's table is a constant added in this layout
+        modulation = _channels_first(modulation + model.motion_embedder(motion)[1].unsqueeze(1))
         residual = model.config.first_frame_residual
         inputs = first_frame_residual(latents, timesteps) if residual else latents
         x = linear_as_conv1x1(inputs.reshape(batch, channels, 1, frames * cells), model.patch_embed)
         for block in model.blocks:
-            x = self._block(block, x, modulation + block.scale_shift_table)
+            x = self._block(block, x, _with_table(modulation, block.scale_shift_table))
         final = model.final_layer
-        shift, scale = _per_frame(timestep_embedding.unsqueeze(2) + final.scale_shift_table)
-        h = self._modulate(_layer_norm(x, final.norm.eps), shift, scale)
+        embedding = _channels_first(timestep_embedding.unsqueeze(2))  # (B, C, T, 1), for both shift and scale
+        shift, scale = (embedding + row.reshape(-1, 1, 1) for row in final.scale_shift_table)
+        h = self._modulate(_layer_norm(x, final.norm.eps, self.channel_mean), shift, scale)
         velocity = linear_as_conv1x1(h, final.linear).view(batch, -1, frames, grid.height, grid.width)
         return absolute_velocity(velocity, latents) if residual else velocity
 
@@ -71,11 +84,11 @@ class MobileDenoiser(nn.Module):
     def _gate(self, x: torch.Tensor, gate: torch.Tensor) -> torch.Tensor:
         return (x.view(x.shape[0], x.shape[1], self.grid.frames, -1) * gate).view_as(x)
 
-    def _block(self, block: DenoiserBlock, x: torch.Tensor, modulation: torch.Tensor) -> torch.Tensor:
-        shift_a, scale_a, gate_a, shift_f, scale_f, gate_f = _per_frame(modulation)
-        h = self._modulate(_layer_norm(x, block.norm1.eps), shift_a, scale_a)
+    def _block(self, block: DenoiserBlock, x: torch.Tensor, modulation: list[torch.Tensor]) -> torch.Tensor:
+        shift_a, scale_a, gate_a, shift_f, scale_f, gate_f = modulation
+        h = self._modulate(_layer_norm(x, block.norm1.eps, self.channel_mean), shift_a, scale_a)
         x = x + self._gate(block.attn.forward_4d(h), gate_a)
-        h = self._modulate(_layer_norm(x, block.norm2.eps), shift_f, scale_f)
+        h = self._modulate(_layer_norm(x, block.norm2.eps, self.channel_mean), shift_f, scale_f)
         return x + self._gate(self._ffn(block, h), gate_f)
 
     def _ffn(self, block: DenoiserBlock, h: torch.Tensor) -> torch.Tensor:
@@ -92,7 +105,7 @@ class MobileDenoiser(nn.Module):
             padding=1,
             groups=depth.groups * grid.frames,
         ).view_as(y)
-        value, gate = y.chunk(2, dim=1)
+        value, gate = channel_slices(y, 2)
         return ffn.point_conv(value * F.silu(gate))
 
 

@@ -49,10 +49,12 @@ def rope_tables(
 
 def rotate_half_blocks(x: torch.Tensor, dim: int = -1) -> torch.Tensor:
     """Rotate-half inside each of the three (time, height, width) channel blocks along `dim`: a block
-    (a, b) becomes (-b, a). Slices and one concatenation, so a mobile graph needs no gather."""
+    (a, b) becomes (-b, a). Slices (not a split, which mobile delegates lack) and one concatenation, so
+    a mobile graph needs no gather."""
+    half = x.shape[dim] // 6
     parts = []
-    for block in x.chunk(3, dim=dim):
-        first, second = block.chunk(2, dim=dim)
+    for start in range(0, 6 * half, 2 * half):
+        first, second = x.narrow(dim, start, half), x.narrow(dim, start + half, half)
         parts += [-second, first]
     return torch.cat(parts, dim=dim)
 

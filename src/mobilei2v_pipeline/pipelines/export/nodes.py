@@ -99,7 +99,17 @@ def _graphs(student2_model, vae, light_autoencoder, latent_stats, samples) -> di
     )
 
 
-EXECUTORCH_COLUMNS = ["graph", "runtime", "parity_max_abs_err", "psnr_db", "size_mb", "median_ms", "export_s"]
+EXECUTORCH_COLUMNS = [
+    "graph",
+    "runtime",
+    "parity_max_abs_err",
+    "psnr_db",
+    "size_mb",
+    "median_ms",
+    "export_s",
+    "delegated_mac_fraction",
+    "non_delegated_ops",
+]
 
 
 @torch.no_grad()
@@ -113,25 +123,28 @@ def export_to_executorch(
     executorch: dict[str, Any],
 ) -> tuple[dict[str, bytes], pd.DataFrame]:
     """The configured graphs as ExecuTorch programs (.pte, XNNPACK delegate), each run in ExecuTorch's
-    runtime on every sample against torch: max abs error, PSNR, size, median latency on this CPU."""
+    runtime on every sample against torch: max abs error, PSNR, size, median latency on this CPU, and the
+    share of its multiply-accumulates XNNPACK took with the ops it left."""
     # Imported here, not at the top: ExecuTorch and torchao take 5 s to import, and every `kedro` command
     # imports every pipeline's nodes.
-    from mobilei2v_pipeline.pipelines.export import executorch_target
+    from mobilei2v_pipeline import executorch_runtime
 
     graphs = _graphs(student2_model, vae, light_autoencoder, latent_stats, samples)
     programs, rows = {}, []
     for name in executorch["graphs"]:
         started = time.perf_counter()
         inputs = {n: samples[name][n] for n in INPUTS[name]}
-        programs[name] = executorch_target.to_executorch(graphs[name], onnx_runtime.sample(inputs, 0))
+        lowered = executorch_runtime.lower(graphs[name], onnx_runtime.sample(inputs, 0))
+        delegation = executorch_runtime.delegation(lowered)
+        programs[name] = executorch_runtime.to_executorch(lowered)
         export_s = time.perf_counter() - started
-        method = executorch_target.load(programs[name])
+        method = executorch_runtime.load(programs[name])
         count = len(torch_outputs[name])
         outputs = np.concatenate(
-            [executorch_target.run(method, onnx_runtime.sample(inputs, i)) for i in range(count)]
+            [executorch_runtime.run(method, onnx_runtime.sample(inputs, i)) for i in range(count)]
         )
         times = [
-            executorch_target.timed_run(method, onnx_runtime.sample(inputs, 0))
+            executorch_runtime.timed_run(method, onnx_runtime.sample(inputs, 0))
             for _ in range(executorch["repeats"])
         ]
         rows.append(
@@ -143,9 +156,17 @@ def export_to_executorch(
                 "size_mb": len(programs[name]) / 2**20,
                 "median_ms": float(np.median(times)),
                 "export_s": export_s,
+                **delegation,
             }
         )
-        logger.info("Exported %s to ExecuTorch in %.1f s", name, export_s)
+        logger.info(
+            "Exported %s to ExecuTorch in %.1f s: %.4f of its multiply-accumulates in XNNPACK; left to the "
+            "portable kernels: %s",
+            name,
+            export_s,
+            delegation["delegated_mac_fraction"],
+            delegation["non_delegated_ops"] or "nothing",
+        )
     return programs, pd.DataFrame(rows, columns=EXECUTORCH_COLUMNS)  # with its header when no graph is asked
 
 
@@ -237,10 +258,10 @@ def export_metrics(
 ) -> dict[str, float]:
     """Flat figures for `dvc metrics`: every graph's parity, PSNR and size, and the mobile attention's
     parity per preset (`mobile_attention_max_abs_err` is the worst of them), and the ExecuTorch
-    programs' parity, size and latency as `executorch_<graph>_<figure>`."""
+    programs' parity, size, latency and delegated share as `executorch_<graph>_<figure>`."""
     figures = {}
     for row in executorch_table.to_dict("records"):
-        for column in ("parity_max_abs_err", "psnr_db", "size_mb", "median_ms"):
+        for column in ("parity_max_abs_err", "psnr_db", "size_mb", "median_ms", "delegated_mac_fraction"):
             figures[f"executorch_{row['graph']}_{column}"] = float(row[column])
     for row in export_table.to_dict("records"):
         for column in ("parity_max_abs_err", "psnr_db", "fp32_size_mb", "opset"):

@@ -1,0 +1,94 @@
+"""The ExecuTorch target: a graph lowered to an ExecuTorch program with the XNNPACK delegate (what runs on
+Android and iOS CPUs), how much of its work the delegate took, and ExecuTorch's own runtime to run it here."""
+
+from __future__ import annotations
+
+import math
+import operator
+import time
+from collections import Counter
+
+import numpy as np
+import torch
+from executorch.backends.xnnpack.partition.xnnpack_partitioner import XnnpackPartitioner
+from executorch.exir import EdgeProgramManager, to_edge_transform_and_lower
+from executorch.exir.passes.constant_prop_pass import constant_prop_pass
+from executorch.runtime import Method, Runtime
+
+DELEGATE_CALL = "executorch_call_delegate"
+
+
+def _tensors(inputs: dict[str, np.ndarray]) -> tuple[torch.Tensor, ...]:
+    return tuple(torch.as_tensor(v) for v in inputs.values())
+
+
+def lower(graph: torch.nn.Module, inputs: dict[str, np.ndarray]) -> EdgeProgramManager:
+    """`graph` at the inputs' static shapes, lowered with the XNNPACK partitioner. Constants are folded
+    first: a weight the export form reshapes (a Linear's as a 1x1 convolution's) must be a constant for
+    XNNPACK to take the op."""
+    exported = constant_prop_pass(torch.export.export(graph, _tensors(inputs)))
+    for name, constant in exported.constants.items():  # folded from parameters, so they still ask for grad
+        exported.constants[name] = constant.detach()
+    return to_edge_transform_and_lower(exported, partitioner=[XnnpackPartitioner()])
+
+
+def to_executorch(lowered: EdgeProgramManager) -> bytes:
+    """The .pte program."""
+    return lowered.to_executorch().buffer
+
+
+def _macs(node: torch.fx.Node) -> int:
+    """Multiply-accumulates of a convolution or matrix product node (0 for any other op)."""
+    name = getattr(node.target, "__name__", str(node.target))
+    out = node.meta.get("val")
+    if out is None or not any(op in name for op in ("convolution", "mm.", "linear")):
+        return 0
+    if "convolution" in name:
+        return out.numel() * math.prod(node.args[1].meta["val"].shape[1:])
+    operand = node.args[1] if "addmm" in name else node.args[0]  # addmm(bias, a, b)
+    return out.numel() * operand.meta["val"].shape[-1]
+
+
+def delegation(lowered: EdgeProgramManager) -> dict[str, float | str]:
+    """The share of the program's multiply-accumulates inside XNNPACK delegates, and the ops left to
+    ExecuTorch's portable kernels, by type ("op x count, ...")."""
+    program = lowered.exported_program()
+    delegated = outside = 0
+    left: Counter[str] = Counter()
+    for node in program.graph.nodes:
+        if node.op != "call_function" or node.target is operator.getitem:
+            continue
+        name = getattr(node.target, "__name__", str(node.target))
+        if name == DELEGATE_CALL:
+            backend = getattr(program.graph_module, node.args[0].target)
+            delegated += sum(_macs(n) for n in backend.original_module.graph.nodes if n.op == "call_function")
+        else:
+            outside += _macs(node)
+            left[name.removeprefix("aten.").removesuffix(".default")] += 1
+    total = delegated + outside
+    return {
+        "delegated_mac_fraction": delegated / total if total else 1.0,
+        "non_delegated_ops": ", ".join(f"{op} x{count}" for op, count in left.most_common()),
+    }
+
+
+def load(program: bytes) -> Method:
+    """The program's forward method, holding the loaded program: ExecuTorch's `Method` does not, and a
+    method whose program has been freed crashes the process."""
+    loaded = Runtime.get().load_program(program)
+    method = loaded.load_method("forward")
+    method.program = loaded
+    return method
+
+
+def run(method: Method, inputs: dict[str, np.ndarray]) -> np.ndarray:
+    """The first output for one set of inputs, in the order of the graph's forward()."""
+    return method.execute(list(_tensors(inputs)))[0].numpy()
+
+
+def timed_run(method: Method, inputs: dict[str, np.ndarray]) -> float:
+    """Milliseconds of one run."""
+    tensors = list(_tensors(inputs))
+    started = time.perf_counter()
+    method.execute(tensors)
+    return 1000 * (time.perf_counter() - started)
