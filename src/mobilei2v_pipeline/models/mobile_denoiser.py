@@ -3,9 +3,11 @@
 Latents (B, C, T, H, W) are already channels-first with time-major cells, so they become (B, C, 1, S) by a
 view; the patch embedding, the attention projections, the Mix-FFN's pointwise layers and the output layer
 are 1x1 convolutions; the per-frame modulation broadcasts over a (B, C, T, H * W) view; the Mix-FFN's
-per-frame 3x3 depthwise convolution is a depthwise Conv2d on a (B, C * T, H, W) view. So the heavy
-path has views but no transposes; only the small condition embeddings (B, T, 6, C) are permuted. Weights are
-the trained model's, shared (`MobileDenoiser` holds the model; `use_mobile_attention` swaps its attention).
+per-frame 3x3 depthwise convolution is a depthwise Conv2d on a (B, C * T, H, W) view; the LayerNorms'
+channel means are 1x1 convolutions with constant weights (`ChannelMean`). So outside attention the heavy path
+has views but no transposes (attention: mobile_attention.py); the small condition embeddings (B, T, 6, C) are
+permuted once for all blocks, and each block adds its table as a constant in that layout. Weights are the
+trained model's, shared (`MobileDenoiser` holds the model; `use_mobile_attention` swaps its attention).
 """
 
 from __future__ import annotations
