@@ -12,7 +12,7 @@ them.
 The full run also lowers the whole mobile denoiser to ExecuTorch (XNNPACK) as the export stage does and times
 it the same way, with the share of its multiply-accumulates inside the delegate.
 
-    python benchmarks/mobile_attention.py          # layers, the whole denoiser, ExecuTorch: about 15 minutes
+    python benchmarks/mobile_attention.py          # layers, the whole denoiser, ExecuTorch: about 10 minutes
     python benchmarks/mobile_attention.py --quick  # layers only, 3 runs
 
 It prints a table and writes JSON to benchmarks/results/mobile_attention.json (_quick.json with --quick).
