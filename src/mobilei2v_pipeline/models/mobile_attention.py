@@ -94,7 +94,8 @@ class MobileLinearAttention(_MobileAttention):
         numerator = torch.bmm(torch.bmm(v, k.transpose(1, 2)), q)  # (B * heads, d, S), through a d x d state
         # sum_j <q_i, k_j> = S <q_i, mean_j k_j>; the mean over tokens as a 4D mean over the last two axes
         tokens = k.shape[-1]
-        k_mean = k.unsqueeze(2).mean(dim=(2, 3), keepdim=True).view(k.shape[0], 1, -1)  # (B * heads, 1, d)
+        k_mean = k.view(*k.shape[:2], 1, tokens).mean(dim=(2, 3), keepdim=True).view(k.shape[0], 1, -1)
+        # (B * heads, 1, d); a view, not an unsqueeze, which XNNPACK does not take
         normaliser = torch.bmm(k_mean, q) * tokens  # (B * heads, 1, S)
         return linear_as_conv1x1(self._merge(numerator / (normaliser + source.eps), x), source.proj)
 
