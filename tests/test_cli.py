@@ -69,15 +69,17 @@ def test_figures_prints_the_readme_tables_and_writes_the_strip(tmp_path: Path, m
     import pandas as pd
     from PIL import Image
 
-    from mobilei2v_pipeline.report_figures import AUTOENCODER_FIGURES, EVALUATION_COLUMNS
+    from mobilei2v_pipeline.report_figures import AUTOENCODER_FIGURES, EVALUATION_COLUMNS, LATENCY_COLUMNS
 
     reports = tmp_path / "data/08_reporting"
     (reports / "evaluation_motion_gifs").mkdir(parents=True)
+    (reports / "measured").mkdir()
     (reports / "autoencoder.json").write_text(json.dumps(dict.fromkeys(AUTOENCODER_FIGURES, 21.5)))
-    rows = {column: [1.25, 2.5] for column in EVALUATION_COLUMNS} | {
-        "row": ["teacher_20step", "student2_1step"]
-    }
+    names = {"row": ["teacher_20step", "student2_1step"]}
+    rows = {column: [1.25, 2.5] for column in EVALUATION_COLUMNS} | names
     pd.DataFrame(rows).to_csv(reports / "evaluation_table.csv", index=False)
+    rows = {column: [40.0, 3.5] for column in LATENCY_COLUMNS} | names
+    pd.DataFrame(rows).to_csv(reports / "measured/evaluation_latency.csv", index=False)
     frames = [Image.fromarray(np.full((16, 24, 3), 40 * i, np.uint8)) for i in range(5)]
     frames[0].save(reports / "evaluation_motion_gifs/a.gif", save_all=True, append_images=frames[1:])
     monkeypatch.chdir(tmp_path)
@@ -86,6 +88,7 @@ def test_figures_prints_the_readme_tables_and_writes_the_strip(tmp_path: Path, m
     assert result.exit_code == 0, result.output
     assert "| vae_val_motion_ratio | 21.5 |" in result.output
     assert "| student2_1step | 2.5 |" in result.output
+    assert "| student2_1step | 3.5 |" in result.output  # its latency, from the measured folder
     with Image.open(tmp_path / "docs/strip.gif") as strip:
         assert strip.n_frames == 5 and strip.size == (24, 16)
 

@@ -150,12 +150,19 @@ def generate(
     help="also write the README's GIF strip of generated videos here (e.g. docs/default_run.gif)",
 )
 def figures_command(strip_path: Path | None) -> None:
-    """Print the README's tables (autoencoder, evaluation) from this project's data/08_reporting/."""
-    from mobilei2v_pipeline.report_figures import autoencoder_table, evaluation_table, strip_gif
+    """Print the README's tables (autoencoder, evaluation, the evaluation's latency) from this project's
+    data/08_reporting/."""
+    from mobilei2v_pipeline.report_figures import (
+        autoencoder_table,
+        evaluation_table,
+        latency_table,
+        strip_gif,
+    )
 
     project = Path.cwd()
     try:
-        click.echo(f"{autoencoder_table(project)}\n\n{evaluation_table(project)}")
+        tables = (autoencoder_table(project), evaluation_table(project), latency_table(project))
+        click.echo("\n\n".join(tables))
         if strip_path:
             atomic_write_bytes(strip_path, strip_gif(project))
             click.echo(f"wrote {strip_path}")

@@ -115,6 +115,9 @@ class Training(Schema):
     batch_size: PositiveInt
     learning_rate: PositiveFloat
     warmup_steps: NonNegativeInt = 0
+    lr_scheduler: Literal["constant", "constant_with_warmup", "linear", "cosine", "polynomial"] = (
+        "constant_with_warmup"
+    )
     weight_decay: NonNegativeFloat = 0.0
     max_grad_norm: PositiveFloat = 1.0
     gradient_accumulation_steps: PositiveInt = 1

@@ -1,5 +1,6 @@
-"""The README's figures, read back from a run's reports in data/08_reporting/: tables in Markdown and the
-strip of generated videos, so the README shows what the committed dvc.lock's run measured."""
+"""The README's figures, read back from a run's reports in data/08_reporting/ (and its timings in
+data/08_reporting/measured/): tables in Markdown and the strip of generated videos, so the README shows what
+the committed dvc.lock's run measured."""
 
 from __future__ import annotations
 
@@ -12,6 +13,7 @@ import pandas as pd
 from PIL import Image, ImageSequence
 
 REPORTS = Path("data/08_reporting")
+MEASURED = REPORTS / "measured"
 AUTOENCODER_FIGURES = [
     "vae_val_psnr_db",
     "vae_train_psnr_db",
@@ -26,6 +28,10 @@ EVALUATION_COLUMNS = {
     "motion_measured": "motion measured",
     "motion_rel_error": "motion rel. error",
     "motion_rank_corr": "motion rank corr",
+}
+LATENCY_COLUMNS = {
+    "row": "row",
+    "denoiser_ms": "denoiser ms (all steps)",
     "latency_ms": "ms per video (VAE)",
     "light_latency_ms": "ms per video (light)",
     "light_speedup_vs_teacher": "light speed-up",
@@ -51,6 +57,12 @@ def autoencoder_table(project: Path) -> str:
 def evaluation_table(project: Path) -> str:
     table = pd.read_csv(project / REPORTS / "evaluation_table.csv")
     return markdown_table(table[list(EVALUATION_COLUMNS)].rename(columns=EVALUATION_COLUMNS))
+
+
+def latency_table(project: Path) -> str:
+    """The evaluation's torch timings on this machine (measured: they differ from run to run)."""
+    table = pd.read_csv(project / MEASURED / "evaluation_latency.csv")
+    return markdown_table(table[list(LATENCY_COLUMNS)].rename(columns=LATENCY_COLUMNS))
 
 
 def strip_gif(project: Path) -> bytes:

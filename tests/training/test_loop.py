@@ -127,6 +127,14 @@ def test_checkpoints_of_another_run_are_not_resumed(tmp_path: Path):
     assert train(other_data, _config(steps=30, learning_rate=0.1), tmp_path).resumed_from is None
 
 
+def test_a_schedule_that_ends_at_the_last_step_is_resumed_but_never_extended(tmp_path: Path):
+    cosine = train(ToyTask(), _config(steps=20, lr_scheduler="cosine"), tmp_path)
+    rates = [row["learning_rate"] for row in cosine.history if "learning_rate" in row]
+    assert rates[-1] == pytest.approx(0.0, abs=1e-12) and max(rates) == pytest.approx(0.3)
+    # Its learning rate at every step depends on the step count: 30 steps are another run.
+    assert train(ToyTask(), _config(steps=30, lr_scheduler="cosine"), tmp_path).resumed_from is None
+
+
 def test_resume_never_starts_again(tmp_path: Path):
     train(ToyTask(), _config(steps=10), tmp_path)
     assert train(ToyTask(), _config(steps=10, resume="never"), tmp_path).resumed_from is None

@@ -1,5 +1,5 @@
-"""A stage's figures: a flat JSON file of numbers (a DVC metrics file), also logged to the active MLflow
-run as metrics and as the file itself."""
+"""A stage's figures: a flat JSON file of numbers (a DVC metrics file, or one of the measured figures in
+data/08_reporting/measured/), also logged to the active MLflow run as metrics and as the file itself."""
 
 from __future__ import annotations
 
@@ -17,8 +17,9 @@ from mobilei2v_pipeline.atomic_write import atomic_write_bytes
 class MetricsJSONDataset(AbstractDataset[dict[str, float], dict[str, float]]):
     """Saving checks that every value is a finite number, so `dvc metrics diff` can compare every key."""
 
-    def __init__(self, filepath: str, metadata: dict[str, Any] | None = None):
+    def __init__(self, filepath: str, artifact_path: str = "reports", metadata: dict[str, Any] | None = None):
         self._filepath = Path(filepath)
+        self._artifact_path = artifact_path
         self.metadata = metadata
 
     def load(self) -> dict[str, float]:
@@ -33,10 +34,10 @@ class MetricsJSONDataset(AbstractDataset[dict[str, float], dict[str, float]]):
         atomic_write_bytes(self._filepath, text.encode())
         if mlflow.active_run() is not None:
             mlflow.log_metrics({k: float(v) for k, v in data.items()})
-            mlflow.log_artifact(str(self._filepath), artifact_path="reports")
+            mlflow.log_artifact(str(self._filepath), artifact_path=self._artifact_path)
 
     def _exists(self) -> bool:
         return self._filepath.is_file()
 
     def _describe(self) -> dict[str, Any]:
-        return {"filepath": str(self._filepath)}
+        return {"filepath": str(self._filepath), "artifact_path": self._artifact_path}

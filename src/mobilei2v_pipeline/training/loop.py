@@ -54,6 +54,7 @@ class TrainingConfig:
     batch_size: int
     learning_rate: float
     warmup_steps: int = 0
+    lr_scheduler: str = "constant_with_warmup"  # a diffusers.optimization schedule: linear, cosine, ...
     weight_decay: float = 0.0
     max_grad_norm: float = 1.0
     gradient_accumulation_steps: int = 1
@@ -165,12 +166,19 @@ def _run(
         )
         for phase, params in zip(phases, groups, strict=True)
     ]
-    warmup = max(1, config.warmup_steps)
+    # diffusers takes 2.9 s to import: only when training.
+    from diffusers.optimization import get_scheduler
+    from diffusers.training_utils import EMAModel
+
     schedulers = [
-        torch.optim.lr_scheduler.LambdaLR(optimizer, lambda step: min(1.0, (step + 1) / warmup))
+        get_scheduler(
+            config.lr_scheduler,
+            optimizer,
+            num_warmup_steps=config.warmup_steps,
+            num_training_steps=config.steps,
+        )
         for optimizer in optimizers
     ]
-    from diffusers.training_utils import EMAModel  # 2.9 s to import: only when training
 
     ema = EMAModel(groups[0], decay=config.ema_decay, use_ema_warmup=True) if config.ema_decay else None
     # One network: DistributedDataParallel. Several trained in turns: DDP cannot follow which of them a
@@ -349,11 +357,18 @@ def fingerprint(*parts: Any) -> str:
     return digest.hexdigest()[:16]
 
 
+# Learning-rate schedules that do not depend on the step count: a run with one of them can be extended.
+EXTENDABLE_SCHEDULES = ("constant", "constant_with_warmup")
+
+
 def run_key(fingerprint: str, config: TrainingConfig) -> str:
     """What a checkpoint must share to be resumed: the task's data and networks and every setting that
-    changes the optimisation. Step counts and logging are left out, so a run can be extended."""
-    extendable = {"steps", "checkpoint_every", "checkpoints_total_limit", "resume", "log_every"}
+    changes the optimisation. Logging is left out, and so is the step count where the learning-rate schedule
+    does not depend on it, so such a run can be extended."""
+    extendable = {"checkpoint_every", "checkpoints_total_limit", "resume", "log_every"}
     extendable |= {"validate_every", "sample_every"}
+    if config.lr_scheduler in EXTENDABLE_SCHEDULES:
+        extendable.add("steps")
     settings = {k: v for k, v in dataclasses.asdict(config).items() if k not in extendable}
     return hashlib.sha256(json.dumps([fingerprint, settings], sort_keys=True).encode()).hexdigest()[:16]
 

@@ -18,10 +18,11 @@ from mobilei2v_pipeline.pipelines.profiling.ai_hub import NO_TOKEN
 from mobilei2v_pipeline.pipelines.profiling.onnxruntime import operator_times, peak_memory_mb
 
 REPORTS = Path("data/08_reporting")
+MEASURED = REPORTS / "measured"
 
 
 def test_onnxruntime_figures_of_every_graph_and_the_per_frame_latency(trained_project: Path):
-    table = pd.read_csv(trained_project / REPORTS / "onnxruntime_profile.csv")
+    table = pd.read_csv(trained_project / MEASURED / "onnxruntime_profile.csv")
     assert set(zip(table["precision"], table["graph"], strict=True)) >= {
         ("fp32", "denoiser"),
         ("w8a8", "denoiser"),
@@ -31,7 +32,7 @@ def test_onnxruntime_figures_of_every_graph_and_the_per_frame_latency(trained_pr
     }
     assert (table["p90_ms"] >= table["median_ms"]).all() and (table["median_ms"] > 0).all()
     assert (table["peak_memory_mb"] > 0).all()
-    figures = json.loads((trained_project / REPORTS / "profiling.json").read_text())
+    figures = json.loads((trained_project / MEASURED / "profiling.json").read_text())
     rows = table.set_index(["precision", "graph"])["median_ms"]
     frames = pd.read_pickle(trained_project / "data/07_model_output/torch_outputs.pkl")["decoder"].shape[2]
     assert figures["per_frame_latency_ms"] == pytest.approx(
@@ -39,8 +40,11 @@ def test_onnxruntime_figures_of_every_graph_and_the_per_frame_latency(trained_pr
     )
     assert figures["onnxruntime_fp32_latency_ms"] == pytest.approx(rows["fp32", "denoiser"], rel=1e-4)
     assert figures["onnxruntime_w8a8_latency_ms"] == pytest.approx(rows["w8a8", "denoiser"], rel=1e-4)
-    assert figures["qai_hub_profiled_devices"] == 0
-    operators = pd.read_csv(trained_project / REPORTS / "onnxruntime_operators.csv")
+    # The versioned figures are the ones no clock sets: here, that AI Hub profiled on no device.
+    assert json.loads((trained_project / REPORTS / "profiling.json").read_text()) == {
+        "qai_hub_profiled_devices": 0
+    }
+    operators = pd.read_csv(trained_project / MEASURED / "onnxruntime_operators.csv")
     assert "Conv" in set(operators[operators["graph"] == "denoiser"]["op_type"])
 
 
@@ -66,7 +70,9 @@ def profiled_copy(trained_project: Path, tmp_path: Path, monkeypatch, tracking_u
     project = tmp_path / "project"
     shutil.copytree(trained_project, project, symlinks=True)
     use_project(project, monkeypatch, tracking_uri)
-    monkeypatch.delenv("QAI_HUB_API_TOKEN", raising=False)
+    # Empty is no token. Set (not deleted) so that the token the hook exports from a test's credentials is
+    # removed again after the test: a deleted variable would be restored to what the hook set.
+    monkeypatch.setenv("QAI_HUB_API_TOKEN", "")
     monkeypatch.setenv("QAIHUB_CLIENT_INI", str(tmp_path / "no-client.ini"))
     return project
 
@@ -95,11 +101,10 @@ def test_a_token_from_credentials_that_ai_hub_cannot_take_fails_cleanly_and_is_n
     assert token not in caplog.text
     run = mlflow.search_runs(experiment_names=["mobilei2v"], order_by=["start_time DESC"], max_results=1)
     assert not [c for c in run.columns if token in str(run[c].iloc[0])]
-    monkeypatch.delenv("QAI_HUB_API_TOKEN")  # the hook exported it for this process
 
 
 def test_per_frame_latency_is_steps_times_the_denoiser_plus_the_decoder_over_frames():
-    from mobilei2v_pipeline.pipelines.profiling.nodes import profiling_metrics
+    from mobilei2v_pipeline.pipelines.profiling.nodes import measured_profiling_figures, profiling_metrics
 
     table = pd.DataFrame(
         [
@@ -124,8 +129,14 @@ def test_per_frame_latency_is_steps_times_the_denoiser_plus_the_decoder_over_fra
             }
         ]
     )
-    figures = profiling_metrics(table, hub, outputs, {"deployed": {"precision": "w8a8", "steps": 2}})
-    assert figures["per_frame_latency_ms"] == pytest.approx((2 * 4.0 + 30.0) / 9)
-    assert figures["light_per_frame_latency_ms"] == pytest.approx((2 * 4.0 + 2.0) / 9)
-    assert figures["qai_hub_profiled_devices"] == 1
-    assert figures["qai_hub_a_w8a8_denoiser_estimated_inference_ms"] == 3.0
+    deployed = {"deployed": {"precision": "w8a8", "steps": 2}}
+    measured = measured_profiling_figures(table, hub, outputs, deployed)
+    assert measured["per_frame_latency_ms"] == pytest.approx((2 * 4.0 + 30.0) / 9)
+    assert measured["light_per_frame_latency_ms"] == pytest.approx((2 * 4.0 + 2.0) / 9)
+    assert measured["onnxruntime_w8a8_latency_ms"] == 4.0
+    assert measured["qai_hub_a_w8a8_denoiser_estimated_inference_ms"] == 3.0
+    assert measured["qai_hub_a_w8a8_denoiser_peak_memory_mb"] == 5.0
+    # The device's fidelity is no clock's: it is versioned with the count of devices.
+    figures = profiling_metrics(hub)
+    assert figures == {"qai_hub_profiled_devices": 1, "qai_hub_a_w8a8_denoiser_inference_psnr_db": 40.0}
+    assert not set(figures) & set(measured)

@@ -41,6 +41,7 @@ def test_calibration_inputs_are_the_students_own_calls(trained_project: Path):
 def test_quantized_graphs_are_qdq_smaller_and_close_to_fp32(trained_project: Path):
     settings = _config(trained_project, "quantization")
     figures = json.loads((trained_project / "data/08_reporting/quantization.json").read_text())
+    measured = json.loads((trained_project / "data/08_reporting/measured/quantization.json").read_text())
     fp32 = onnx.load(trained_project / "data/06_models/onnx/fp32/denoiser.onnx")
     embedding_nodes = module_nodes(fp32, settings["keep_float_modules"])
     for precision in PRECISIONS:
@@ -59,7 +60,7 @@ def test_quantized_graphs_are_qdq_smaller_and_close_to_fp32(trained_project: Pat
         assert figures[f"{precision}_size_mb"] < figures["fp32_size_mb"]
         assert figures[f"{precision}_psnr_db"] > 20
         assert figures[f"{precision}_video_psnr_db"] > 20
-        assert figures[f"{precision}_latency_ms"] > 0
+        assert measured[f"{precision}_latency_ms"] > 0 and f"{precision}_latency_ms" not in figures
     assert figures["w8a16_psnr_db"] > figures["w8a8_psnr_db"]  # 16-bit activations lose less
 
 

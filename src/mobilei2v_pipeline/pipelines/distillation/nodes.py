@@ -27,11 +27,11 @@ def make_teacher_trajectories(
     latent_stats: dict[str, list[float]],
     teacher_sampling: dict[str, float],
     distillation: dict[str, Any],
-) -> tuple[dict[str, Any], dict[str, float]]:
+) -> tuple[dict[str, Any], dict[str, float], dict[str, float]]:
     """The teacher's N-step samples from fixed noises, with its states at the student's times: train clips
-    for stage 1 and the anchor of stage 2, a few val clips for both stages' validation. Returns them and
-    their figures; the wall time goes only into the figures, so the trajectories file (a DVC out that
-    both stages depend on) is the same bytes on every run."""
+    for stage 1 and the anchor of stage 2, a few val clips for both stages' validation. Returns them, their
+    counts, and the wall time apart (a measured figure), so every DVC out of the stage is the same bytes on
+    every run."""
     teacher = load_denoiser(teacher_model)
     settings = distillation["trajectories"]
     steps, shift = int(teacher_sampling["steps"]), float(teacher_sampling["shift"])
@@ -59,9 +59,9 @@ def make_teacher_trajectories(
         "trajectories_train": len(made["train"]["states"]),
         "trajectories_val": len(made["val"]["states"]),
         "trajectories_teacher_steps": steps,
-        "trajectories_seconds": time.perf_counter() - started,
     }
-    return {**made, "teacher_steps": steps, "shift": shift}, figures
+    measured = {"trajectories_seconds": time.perf_counter() - started}
+    return {**made, "teacher_steps": steps, "shift": shift}, figures, measured
 
 
 def _task_inputs(

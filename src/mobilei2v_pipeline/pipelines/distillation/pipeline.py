@@ -25,7 +25,11 @@ def create_pipeline(**kwargs) -> Pipeline:
                     "params:teacher.sampling",
                     "params:distillation",
                 ],
-                ["teacher_trajectories", "distillation_trajectories_metrics"],
+                [
+                    "teacher_trajectories",
+                    "distillation_trajectories_metrics",
+                    "distillation_trajectories_measured",
+                ],
                 name="make_teacher_trajectories",
             ),
         ],

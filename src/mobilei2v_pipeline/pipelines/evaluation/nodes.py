@@ -15,6 +15,7 @@ from matplotlib.figure import Figure
 from PIL import Image, ImageDraw
 from tqdm.auto import tqdm
 
+from mobilei2v_pipeline.figures import flat_figures
 from mobilei2v_pipeline.models import autoencoder as ae
 from mobilei2v_pipeline.models.flow import euler_sample
 from mobilei2v_pipeline.models.i2v import load_denoiser
@@ -186,10 +187,10 @@ def evaluation_table(
     generated: dict[str, Any], examples: dict[str, Any], evaluation: dict[str, Any]
 ) -> pd.DataFrame:
     """One row per (model, steps): agreement with the teacher at N, first-frame fidelity, motion
-    adherence, temporal smoothness against the data's, latency split into its parts, FVD or why not."""
+    adherence, temporal smoothness against the data's, the light decoder's fidelity, FVD or why not. Only
+    figures of the videos: the same models, seeds and config give the same table on every run."""
     table = examples["table"]
-    reference_row = f"{REFERENCE}_{generated['teacher_steps']}step"
-    reference = generated["rows"][reference_row]["videos"]
+    reference = generated["rows"][_reference_row(generated)]["videos"]
     data_jitter = float(np.mean([metrics.temporal_jitter(c) for c in examples["reference_clips"]]))
     fvd = _fvd_scorer(evaluation["fvd"]["i3d_path"], examples["reference_clips"])
     records = []
@@ -204,9 +205,6 @@ def evaluation_table(
         ]
         measured = np.array([motion_score(v) for v in videos])
         jitter = float(np.mean([metrics.temporal_jitter(v) for v in videos]))
-        seconds = 1000 * row["seconds"].median()
-        latency_ms = float(seconds["encoder"] + seconds["denoiser"] + seconds["decoder"])
-        light_ms = float(seconds["light_encoder"] + seconds["denoiser"] + seconds["light_decoder"])
         light_fidelity = [metrics.video_psnr(a, b) for a, b in zip(row["light_videos"], videos, strict=True)]
         records.append(
             {
@@ -222,24 +220,48 @@ def evaluation_table(
                 "motion_rank_corr": metrics.rank_correlation(table["motion"].to_numpy(), measured),
                 "temporal_jitter": jitter,
                 "smoothness_vs_data": jitter / data_jitter,
-                "encoder_ms": float(seconds["encoder"]),
-                "denoiser_ms": float(seconds["denoiser"]),
-                "decoder_ms": float(seconds["decoder"]),
-                "latency_ms": latency_ms,
-                "per_frame_ms": latency_ms / videos.shape[1],
-                "light_encoder_ms": float(seconds["light_encoder"]),
-                "light_decoder_ms": float(seconds["light_decoder"]),
-                "light_latency_ms": light_ms,
-                "light_per_frame_ms": light_ms / videos.shape[1],
                 "light_psnr_vs_vae": float(np.mean(light_fidelity)),
                 **fvd(videos),
             }
         )
+    return pd.DataFrame(records)
+
+
+def latency_table(generated: dict[str, Any]) -> pd.DataFrame:
+    """One row per (model, steps): the median ms per video of encoder, denoiser (all steps) and decoder,
+    end to end and per frame, with the VAE and with the light encoder and decoder, and the speed-up over
+    the teacher at N. Measured on this machine's clock: a rerun gives other numbers."""
+    records = []
+    for name, row in generated["rows"].items():
+        ms = 1000 * row["seconds"].median()
+        frames = row["videos"].shape[1]
+        latency = float(ms["encoder"] + ms["denoiser"] + ms["decoder"])
+        light = float(ms["light_encoder"] + ms["denoiser"] + ms["light_decoder"])
+        records.append(
+            {
+                "row": name,
+                "model": row["model"],
+                "steps": row["steps"],
+                "encoder_ms": float(ms["encoder"]),
+                "denoiser_ms": float(ms["denoiser"]),
+                "decoder_ms": float(ms["decoder"]),
+                "latency_ms": latency,
+                "per_frame_ms": latency / frames,
+                "light_encoder_ms": float(ms["light_encoder"]),
+                "light_decoder_ms": float(ms["light_decoder"]),
+                "light_latency_ms": light,
+                "light_per_frame_ms": light / frames,
+            }
+        )
     result = pd.DataFrame(records)
-    reference_latency = result.set_index("row").loc[reference_row]
-    result["speedup_vs_teacher"] = reference_latency["latency_ms"] / result["latency_ms"]
-    result["light_speedup_vs_teacher"] = reference_latency["light_latency_ms"] / result["light_latency_ms"]
+    reference = result.set_index("row").loc[_reference_row(generated)]
+    result["speedup_vs_teacher"] = reference["latency_ms"] / result["latency_ms"]
+    result["light_speedup_vs_teacher"] = reference["light_latency_ms"] / result["light_latency_ms"]
     return result
+
+
+def _reference_row(generated: dict[str, Any]) -> str:
+    return f"{REFERENCE}_{generated['teacher_steps']}step"
 
 
 def _fvd_scorer(i3d_path: str | None, real: np.ndarray) -> Callable[[np.ndarray], dict[str, Any]]:
@@ -257,8 +279,8 @@ def _fvd_scorer(i3d_path: str | None, real: np.ndarray) -> Callable[[np.ndarray]
     return lambda videos: {"fvd": distance(videos), "fvd_note": f"I3D: {i3d_path}"}
 
 
-# The figures of every row that go into evaluation.json as <row>_<figure>.
-METRIC_COLUMNS = [
+# The figures of every row that go into evaluation.json as <row>_<figure>, and into measured/evaluation.json.
+QUALITY_COLUMNS = [
     "psnr_vs_teacher",
     "ssim_vs_teacher",
     "first_frame_psnr",
@@ -266,35 +288,26 @@ METRIC_COLUMNS = [
     "motion_rel_error",
     "motion_rank_corr",
     "smoothness_vs_data",
+    "fvd",
+    "light_psnr_vs_vae",
+]
+LATENCY_COLUMNS = [
     "latency_ms",
     "denoiser_ms",
     "decoder_ms",
     "per_frame_ms",
     "speedup_vs_teacher",
-    "fvd",
     "light_latency_ms",
     "light_per_frame_ms",
     "light_speedup_vs_teacher",
-    "light_psnr_vs_vae",
 ]
 
 
 def evaluation_metrics(table: pd.DataFrame) -> dict[str, float]:
-    """Flat, finite figures for `dvc metrics`: every row's quality and latency, and the headline ratios."""
-    figures: dict[str, float] = {}
-    for record in table.to_dict("records"):
-        for column in METRIC_COLUMNS:
-            if np.isfinite(record[column]):  # the reference row's agreement with itself is infinite
-                figures[f"{record['row']}_{column}"] = float(record[column])
+    """Flat, finite figures for `dvc metrics`: every row's quality, and how far each student beats the
+    teacher at its own step count."""
+    figures = flat_figures(table, "row", QUALITY_COLUMNS)
     rows = table.set_index("row")
-    student = rows.loc["student2_1step"]
-    reference = rows.loc[rows[rows["model"] == REFERENCE]["steps"].idxmax()]  # the teacher at N
-    figures["speedup_teacher_vs_student2_1step"] = float(student["speedup_vs_teacher"])
-    figures["light_speedup_teacher_vs_student2_1step"] = float(student["light_speedup_vs_teacher"])
-    # The denoiser's share alone: end to end, the encoder and decoder cost the same in every row.
-    figures["denoiser_speedup_teacher_vs_student2_1step"] = float(
-        reference["denoiser_ms"] / student["denoiser_ms"]
-    )
     for name, steps in (("student1", 2), ("student2", 1)):
         gain = (
             rows.loc[f"{name}_{steps}step", "psnr_vs_teacher"]
@@ -304,18 +317,36 @@ def evaluation_metrics(table: pd.DataFrame) -> dict[str, float]:
     return figures
 
 
-def plot_quality_and_latency(table: pd.DataFrame) -> Figure:
+def measured_evaluation_figures(latency: pd.DataFrame) -> dict[str, float]:
+    """Every row's latency figures, and the headline speed-ups of the 1-step student over the teacher at N:
+    end to end with the VAE, with the light pair, and the denoiser's share alone (the encoder and decoder
+    cost the same in every row)."""
+    figures = flat_figures(latency, "row", LATENCY_COLUMNS)
+    rows = latency.set_index("row")
+    student = rows.loc["student2_1step"]
+    reference = rows.loc[rows[rows["model"] == REFERENCE]["steps"].idxmax()]  # the teacher at N
+    figures["speedup_teacher_vs_student2_1step"] = float(student["speedup_vs_teacher"])
+    figures["light_speedup_teacher_vs_student2_1step"] = float(student["light_speedup_vs_teacher"])
+    figures["denoiser_speedup_teacher_vs_student2_1step"] = float(
+        reference["denoiser_ms"] / student["denoiser_ms"]
+    )
+    return figures
+
+
+def plot_quality_and_latency(table: pd.DataFrame, latency: pd.DataFrame) -> Figure:
     """Agreement PSNR and end-to-end latency against the number of steps, one line per model."""
     figure = Figure(figsize=(10, 3.6))
-    quality, latency = figure.subplots(1, 2)
+    quality, speed = figure.subplots(1, 2)
     for model, rows in table.groupby("model", sort=False):
         rows = rows.sort_values("steps")
         finite = rows[np.isfinite(rows["psnr_vs_teacher"])]
         quality.plot(finite["steps"], finite["psnr_vs_teacher"], marker="o", label=model)
-        latency.plot(rows["steps"], rows["latency_ms"], marker="o", label=model)
+    for model, rows in latency.groupby("model", sort=False):
+        rows = rows.sort_values("steps")
+        speed.plot(rows["steps"], rows["latency_ms"], marker="o", label=model)
     quality.set(xscale="log", xlabel="sampling steps", ylabel="PSNR vs teacher at N (dB)")
-    latency.set(xscale="log", yscale="log", xlabel="sampling steps", ylabel="latency per video (ms)")
-    for axis in (quality, latency):
+    speed.set(xscale="log", yscale="log", xlabel="sampling steps", ylabel="latency per video (ms)")
+    for axis in (quality, speed):
         axis.grid(alpha=0.3)
         axis.legend()
     figure.tight_layout()

@@ -37,12 +37,19 @@ def create_pipeline(**kwargs) -> Pipeline:
                 "evaluation_table",
                 name="evaluation_table",
             ),
+            node(nodes.latency_table, "evaluation_videos", "evaluation_latency", name="latency_table"),
             node(
                 nodes.evaluation_metrics, "evaluation_table", "evaluation_metrics", name="evaluation_metrics"
             ),
             node(
+                nodes.measured_evaluation_figures,
+                "evaluation_latency",
+                "evaluation_measured",
+                name="measured_evaluation_figures",
+            ),
+            node(
                 nodes.plot_quality_and_latency,
-                "evaluation_table",
+                ["evaluation_table", "evaluation_latency"],
                 "evaluation_chart",
                 name="plot_quality_and_latency",
             ),

@@ -14,6 +14,7 @@ import pandas as pd
 import torch
 
 from mobilei2v_pipeline import onnx_runtime
+from mobilei2v_pipeline.figures import flat_figures
 from mobilei2v_pipeline.models import autoencoder as ae
 from mobilei2v_pipeline.models.config import DenoiserConfig, LatentGrid, get_preset
 from mobilei2v_pipeline.models.flow import frame_timesteps, noisy_latents
@@ -69,7 +70,7 @@ def export_to_onnx(
     export: dict[str, Any],
 ) -> tuple[dict[str, onnx.ModelProto], dict[str, np.ndarray], pd.DataFrame]:
     """Every graph as fp32 ONNX at the samples' static shapes, the torch outputs on every sample (the
-    reference the ONNX graphs, the quantized ones and AI Hub's are compared with), and export times."""
+    reference the ONNX graphs, the quantized ones and AI Hub's are compared with), and export seconds."""
     graphs = _graphs(student2_model, vae, light_autoencoder, latent_stats, samples)
     latents = samples["denoiser"]["latents"]
     models, references, rows = {}, {}, []
@@ -77,14 +78,14 @@ def export_to_onnx(
         started = time.perf_counter()
         inputs = {n: samples[name][n][:1] for n in INPUTS[name]}
         models[name] = to_onnx(graph, inputs, [OUTPUTS[name]], export["opset"])
-        rows.append({"graph": name, "export_s": time.perf_counter() - started})
+        rows.append({"graph": name, "onnx_export_s": time.perf_counter() - started})
         references[name] = np.concatenate(
             [
                 graph(*(torch.as_tensor(v) for v in onnx_runtime.sample(samples[name], i).values())).numpy()
                 for i in range(len(latents))
             ]
         )
-        logger.info("Exported %s to ONNX in %.1f s", name, rows[-1]["export_s"])
+        logger.info("Exported %s to ONNX in %.1f s", name, rows[-1]["onnx_export_s"])
     return models, references, pd.DataFrame(rows)
 
 
@@ -105,11 +106,10 @@ EXECUTORCH_COLUMNS = [
     "parity_max_abs_err",
     "psnr_db",
     "size_mb",
-    "median_ms",
-    "export_s",
     "delegated_mac_fraction",
     "non_delegated_ops",
 ]
+EXECUTORCH_TIME_COLUMNS = ["graph", "executorch_lowering_s", "executorch_median_ms"]
 
 
 @torch.no_grad()
@@ -121,16 +121,17 @@ def export_to_executorch(
     samples: dict[str, dict[str, np.ndarray]],
     torch_outputs: dict[str, np.ndarray],
     executorch: dict[str, Any],
-) -> tuple[dict[str, bytes], pd.DataFrame]:
+) -> tuple[dict[str, bytes], pd.DataFrame, pd.DataFrame]:
     """The configured graphs as ExecuTorch programs (.pte, XNNPACK delegate), each run in ExecuTorch's
-    runtime on every sample against torch: max abs error, PSNR, size, median latency on this CPU, and the
-    share of its multiply-accumulates XNNPACK took with the ops it left."""
+    runtime on every sample against torch: max abs error, PSNR, size, and the share of its
+    multiply-accumulates XNNPACK took with the ops it left; apart, the seconds it took to lower and its
+    median latency on this CPU."""
     # Imported here, not at the top: ExecuTorch and torchao take 5 s to import, and every `kedro` command
     # imports every pipeline's nodes.
     from mobilei2v_pipeline import executorch_runtime
 
     graphs = _graphs(student2_model, vae, light_autoencoder, latent_stats, samples)
-    programs, rows = {}, []
+    programs, rows, times = {}, [], []
     for name in executorch["graphs"]:
         started = time.perf_counter()
         inputs = {n: samples[name][n] for n in INPUTS[name]}
@@ -143,10 +144,11 @@ def export_to_executorch(
         outputs = np.concatenate(
             [executorch_runtime.run(method, onnx_runtime.sample(inputs, i)) for i in range(count)]
         )
-        times = [
+        latency = [
             executorch_runtime.timed_run(method, onnx_runtime.sample(inputs, 0))
             for _ in range(executorch["repeats"])
         ]
+        times.append([name, export_s, float(np.median(latency))])
         rows.append(
             {
                 "graph": name,
@@ -154,8 +156,6 @@ def export_to_executorch(
                 "parity_max_abs_err": float(np.abs(outputs - torch_outputs[name]).max()),
                 "psnr_db": onnx_runtime.psnr_db(outputs, torch_outputs[name]),
                 "size_mb": len(programs[name]) / 2**20,
-                "median_ms": float(np.median(times)),
-                "export_s": export_s,
                 **delegation,
             }
         )
@@ -167,7 +167,12 @@ def export_to_executorch(
             delegation["delegated_mac_fraction"],
             delegation["non_delegated_ops"] or "nothing",
         )
-    return programs, pd.DataFrame(rows, columns=EXECUTORCH_COLUMNS)  # with its header when no graph is asked
+    # Each table has its header even when no graph is asked.
+    return (
+        programs,
+        pd.DataFrame(rows, columns=EXECUTORCH_COLUMNS),
+        pd.DataFrame(times, columns=EXECUTORCH_TIME_COLUMNS),
+    )
 
 
 def to_onnx(
@@ -208,10 +213,10 @@ def check_onnx_models(
     onnx_models: dict[str, Callable[[], onnx.ModelProto]],
     samples: dict[str, dict[str, np.ndarray]],
     torch_outputs: dict[str, np.ndarray],
-    export_times: pd.DataFrame,
 ) -> pd.DataFrame:
-    """Per graph: opset, ONNX Runtime's output against torch's on every sample (max abs error, PSNR), size,
-    the op types it uses (the mobile forms must have no fused attention and few transposes)."""
+    """Per graph (each passed onnx.checker): opset, ONNX Runtime's output against torch's on every sample
+    (max abs error, PSNR), size, the op types it uses (the mobile forms must have no fused attention and
+    few transposes)."""
     rows = []
     for name, load in sorted(onnx_models.items()):
         model = load()
@@ -230,10 +235,9 @@ def check_onnx_models(
                 "nodes": len(model.graph.node),
                 "transposes": int(ops.get("Transpose", 0)),
                 "attention_ops": int(ops.get("Attention", 0) + ops.get("MultiHeadAttention", 0)),
-                "checker": "passed",
             }
         )
-    return pd.DataFrame(rows).merge(export_times, on="graph")
+    return pd.DataFrame(rows)
 
 
 def _shape(value: onnx.ValueInfoProto) -> list[int]:
@@ -258,16 +262,25 @@ def export_metrics(
 ) -> dict[str, float]:
     """Flat figures for `dvc metrics`: every graph's parity, PSNR and size, and the mobile attention's
     parity per preset (`mobile_attention_max_abs_err` is the worst of them), and the ExecuTorch
-    programs' parity, size, latency and delegated share as `executorch_<graph>_<figure>`."""
-    figures = {}
-    for row in executorch_table.to_dict("records"):
-        for column in ("parity_max_abs_err", "psnr_db", "size_mb", "median_ms", "delegated_mac_fraction"):
-            figures[f"executorch_{row['graph']}_{column}"] = float(row[column])
-    for row in export_table.to_dict("records"):
-        for column in ("parity_max_abs_err", "psnr_db", "fp32_size_mb", "opset"):
-            figures[f"{row['graph']}_{column}"] = float(row[column])
+    programs' parity, size and delegated share as `executorch_<graph>_<figure>`."""
+    executorch = ("parity_max_abs_err", "psnr_db", "size_mb", "delegated_mac_fraction")
+    figures = flat_figures(executorch_table, "graph", executorch, prefix="executorch_")
+    figures |= flat_figures(export_table, "graph", ("parity_max_abs_err", "psnr_db", "fp32_size_mb", "opset"))
     figures["parity_max_abs_err"] = float(export_table["parity_max_abs_err"].max())
-    for row in parity.to_dict("records"):
-        figures[f"mobile_attention_{row['preset']}_max_abs_err"] = float(row["max_abs_err"])
+    figures |= flat_figures(parity, "preset", ["max_abs_err"], prefix="mobile_attention_")
     figures["mobile_attention_max_abs_err"] = float(parity["max_abs_err"].max())
     return figures
+
+
+def export_timings(
+    export_times: pd.DataFrame, executorch_times: pd.DataFrame
+) -> tuple[pd.DataFrame, dict[str, float]]:
+    """The stage's measured figures, one row per graph: seconds to export to ONNX, seconds to lower to
+    ExecuTorch and the program's median ms in ExecuTorch's runtime here (blank for a graph with no
+    program); flat as `<graph>_onnx_export_s`, `executorch_<graph>_lowering_s`,
+    `executorch_<graph>_median_ms`."""
+    table = export_times.merge(executorch_times, on="graph", how="left")
+    figures = flat_figures(table, "graph", ["onnx_export_s"])
+    renamed = executorch_times.rename(columns=lambda c: c.removeprefix("executorch_"))
+    figures |= flat_figures(renamed, "graph", ["lowering_s", "median_ms"], prefix="executorch_")
+    return table, figures

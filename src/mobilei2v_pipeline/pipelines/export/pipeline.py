@@ -29,7 +29,7 @@ def create_pipeline(**kwargs) -> Pipeline:
             ),
             node(
                 nodes.check_onnx_models,
-                ["onnx_models", "export_samples", "torch_outputs", "export_times"],
+                ["onnx_models", "export_samples", "torch_outputs"],
                 "export_table",
                 name="check_onnx_models",
             ),
@@ -50,8 +50,14 @@ def create_pipeline(**kwargs) -> Pipeline:
                     "torch_outputs",
                     "params:export.executorch",
                 ],
-                ["executorch_programs", "executorch_table"],
+                ["executorch_programs", "executorch_table", "executorch_times"],
                 name="export_to_executorch",
+            ),
+            node(
+                nodes.export_timings,
+                ["export_times", "executorch_times"],
+                ["export_timings", "export_measured"],
+                name="export_timings",
             ),
             node(
                 nodes.export_metrics,

@@ -16,6 +16,7 @@ from matplotlib.figure import Figure
 
 from mobilei2v_pipeline import onnx_runtime
 from mobilei2v_pipeline.atomic_write import atomic_write_bytes
+from mobilei2v_pipeline.figures import flat_figures
 from mobilei2v_pipeline.pipelines.profiling import ai_hub
 from mobilei2v_pipeline.pipelines.profiling.onnxruntime import profile_graph
 from mobilei2v_pipeline.text import slug
@@ -81,37 +82,52 @@ def _profiled(ai_hub_table: pd.DataFrame) -> pd.DataFrame:
     return ai_hub_table[ai_hub_table["status"] == "ok"] if len(ai_hub_table) else ai_hub_table
 
 
-def profiling_metrics(
+def profiling_metrics(ai_hub_table: pd.DataFrame) -> dict[str, float]:
+    """Flat figures for `dvc metrics`, the ones no clock sets: how many devices AI Hub profiled on, and the
+    PSNR of each device's outputs against ONNX Runtime's here."""
+    ok = _profiled(ai_hub_table)
+    figures = {"qai_hub_profiled_devices": ok["device"].nunique()}
+    return figures | flat_figures(_ai_hub_keys(ok), "key", ["inference_psnr_db"])
+
+
+def measured_profiling_figures(
     onnxruntime_table: pd.DataFrame,
     ai_hub_table: pd.DataFrame,
     onnxruntime_outputs: dict[str, dict[str, np.ndarray]],
     profiling: dict[str, Any],
 ) -> dict[str, float]:
-    """Flat figures for `dvc metrics`: ONNX Runtime's median and p90 and peak memory per precision and graph,
-    the denoiser's median per precision as `onnxruntime_<precision>_latency_ms`, per-frame latency of the
+    """The measured figures: ONNX Runtime's median and p90 and peak memory per precision and graph, the
+    denoiser's median per precision as `onnxruntime_<precision>_latency_ms`, per-frame latency of the
     deployed app (steps x denoiser + decoder, over the video's frames) with either decoder, and AI Hub's
-    figures per device, precision and graph with the number of devices it profiled."""
-    table = onnxruntime_table.set_index(["precision", "graph"])
-    figures: dict[str, float] = {}
-    for (precision, graph), row in table.iterrows():
-        for column in ("median_ms", "p90_ms", "peak_memory_mb"):
-            figures[f"onnxruntime_{precision}_{graph}_{column}"] = float(row[column])
-        if graph == "denoiser":
-            figures[f"onnxruntime_{precision}_latency_ms"] = float(row["median_ms"])
+    estimated inference time and peak memory per device, precision and graph."""
+    table = onnxruntime_table.assign(key=onnxruntime_table["precision"] + "_" + onnxruntime_table["graph"])
+    figures = flat_figures(table, "key", ("median_ms", "p90_ms", "peak_memory_mb"), prefix="onnxruntime_")
+    denoisers = table[table["graph"] == "denoiser"]
+    denoisers = denoisers.rename(columns={"median_ms": "latency_ms"})
+    figures |= flat_figures(denoisers, "precision", ["latency_ms"], prefix="onnxruntime_")
+    indexed = onnxruntime_table.set_index(["precision", "graph"])
     frames = onnxruntime_outputs["fp32"]["decoder"].shape[2]
     deployed = profiling["deployed"]
-    denoiser = table.loc[(deployed["precision"], "denoiser"), "median_ms"]
+    denoiser = indexed.loc[(deployed["precision"], "denoiser"), "median_ms"]
     for prefix, decoder in (("", "decoder"), ("light_", "light_decoder")):
-        total = deployed["steps"] * denoiser + table.loc[("fp32", decoder), "median_ms"]
+        total = deployed["steps"] * denoiser + indexed.loc[("fp32", decoder), "median_ms"]
         figures[f"{prefix}per_frame_latency_ms"] = float(total / frames)
-    ok = _profiled(ai_hub_table)
-    figures["qai_hub_profiled_devices"] = ok["device"].nunique()
-    for row in ok.to_dict("records"):
-        key = f"qai_hub_{slug(row['device'])}_{row['precision']}_{row['component']}"
-        for column in ("estimated_inference_ms", "peak_memory_mb", "inference_psnr_db"):
-            if np.isfinite(row.get(column, np.nan)):
-                figures[f"{key}_{column}"] = float(row[column])
-    return figures
+    device = AI_HUB_FIGURES[:2]
+    return figures | flat_figures(_ai_hub_keys(_profiled(ai_hub_table)), "key", device)
+
+
+AI_HUB_FIGURES = ("estimated_inference_ms", "peak_memory_mb", "inference_psnr_db")
+
+
+def _ai_hub_keys(rows: pd.DataFrame) -> pd.DataFrame:
+    """AI Hub's figures per row, keyed `qai_hub_<device>_<precision>_<component>`; a figure a job did not
+    return is NaN."""
+    keys = [
+        f"qai_hub_{slug(row['device'])}_{row['precision']}_{row['component']}"
+        for row in rows.to_dict("records")
+    ]
+    figures = rows.reindex(columns=AI_HUB_FIGURES).apply(pd.to_numeric, errors="coerce")
+    return figures.assign(key=keys)
 
 
 def plot_latency(onnxruntime_table: pd.DataFrame, ai_hub_table: pd.DataFrame) -> Figure:

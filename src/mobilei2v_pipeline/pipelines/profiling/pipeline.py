@@ -26,11 +26,12 @@ def create_pipeline(**kwargs) -> Pipeline:
                 "ai_hub_profile",
                 name="profile_ai_hub",
             ),
+            node(nodes.profiling_metrics, "ai_hub_profile", "profiling_metrics", name="profiling_metrics"),
             node(
-                nodes.profiling_metrics,
+                nodes.measured_profiling_figures,
                 ["onnxruntime_profile", "ai_hub_profile", "onnxruntime_outputs", "params:profiling"],
-                "profiling_metrics",
-                name="profiling_metrics",
+                "profiling_measured",
+                name="measured_profiling_figures",
             ),
             node(
                 nodes.plot_latency,

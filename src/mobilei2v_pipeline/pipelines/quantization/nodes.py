@@ -16,6 +16,7 @@ import torch
 from onnxruntime import quantization as ort_quant
 
 from mobilei2v_pipeline import onnx_runtime
+from mobilei2v_pipeline.figures import flat_figures
 from mobilei2v_pipeline.models import autoencoder as ae
 from mobilei2v_pipeline.models.flow import euler_sample
 from mobilei2v_pipeline.models.i2v import load_denoiser
@@ -226,16 +227,16 @@ def quantization_table(
     examples: dict[str, Any],
     quantization: dict[str, Any],
     teacher_sampling: dict[str, float],
-) -> pd.DataFrame:
+) -> tuple[pd.DataFrame, pd.DataFrame]:
     """One row per precision (fp32 first) of the denoiser: its output's PSNR against fp32 on the held-out
     inputs, the PSNR of the final decoded video against the all-fp32 one (held-out examples, the deployed
-    step count), size, and median ONNX Runtime CPU latency."""
+    step count), size; and apart, its median ONNX Runtime CPU latency and speed-up over fp32."""
     held_out = {k: denoiser_inputs[k][denoiser_inputs["held_out"]] for k in DENOISER_INPUTS}
     threads, steps = quantization["threads"], int(quantization["deployed_steps"])
     decoder = onnx_runtime.session(onnx_models["decoder"](), threads)
     models = {"fp32": onnx_models["denoiser"]()}
     models |= {p: quantized_models[f"{p}/denoiser"]() for p in quantization["precisions"]}
-    rows, reference = [], {}
+    rows, times, reference = [], [], {}
     for precision, model in models.items():
         session = onnx_runtime.session(model, threads)
         outputs = onnx_runtime.run_all(session, held_out)
@@ -250,27 +251,23 @@ def quantization_table(
                 "psnr_db": onnx_runtime.psnr_db(outputs, reference["outputs"]),
                 "video_psnr_db": ae.psnr(torch.from_numpy(videos), torch.from_numpy(reference["videos"])),
                 "size_mb": onnx_runtime.size_mb(model),
-                "latency_ms": float(np.median(latency)),
                 "quantized_nodes": sum(n.op_type == "DequantizeLinear" for n in model.graph.node),
             }
         )
-        logger.info(
-            "Denoiser %s: output PSNR %.2f dB, %.1f ms",
-            precision,
-            rows[-1]["psnr_db"],
-            rows[-1]["latency_ms"],
-        )
-    table = pd.DataFrame(rows)
+        times.append({"precision": precision, "latency_ms": float(np.median(latency))})
+        psnr, ms = rows[-1]["psnr_db"], times[-1]["latency_ms"]
+        logger.info("Denoiser %s: output PSNR %.2f dB, %.1f ms", precision, psnr, ms)
+    table, latency_table = pd.DataFrame(rows), pd.DataFrame(times)
     table["size_ratio"] = table["size_mb"] / table.loc[0, "size_mb"]
-    table["speedup"] = table.loc[0, "latency_ms"] / table["latency_ms"]
-    return table
+    latency_table["speedup"] = latency_table.loc[0, "latency_ms"] / latency_table["latency_ms"]
+    return table, latency_table
 
 
 def quantization_metrics(table: pd.DataFrame) -> dict[str, float]:
-    """`<precision>_<figure>` for `dvc metrics`; fp32 agrees with itself, so only its size and latency."""
-    figures = {}
-    for row in table.to_dict("records"):
-        for column in ("psnr_db", "video_psnr_db", "size_mb", "latency_ms", "size_ratio", "speedup"):
-            if np.isfinite(row[column]):
-                figures[f"{row['precision']}_{column}"] = float(row[column])
-    return figures
+    """`<precision>_<figure>` for `dvc metrics`; fp32 agrees with itself, so only its size."""
+    return flat_figures(table, "precision", ("psnr_db", "video_psnr_db", "size_mb", "size_ratio"))
+
+
+def measured_quantization_figures(latency: pd.DataFrame) -> dict[str, float]:
+    """`<precision>_latency_ms` and `<precision>_speedup` (over fp32), measured on this CPU."""
+    return flat_figures(latency, "precision", ("latency_ms", "speedup"))

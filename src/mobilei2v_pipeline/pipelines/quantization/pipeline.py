@@ -41,7 +41,7 @@ def create_pipeline(**kwargs) -> Pipeline:
                     "params:quantization",
                     "params:teacher.sampling",
                 ],
-                "quantization_table",
+                ["quantization_table", "quantization_latency"],
                 name="quantization_table",
             ),
             node(
@@ -49,6 +49,12 @@ def create_pipeline(**kwargs) -> Pipeline:
                 "quantization_table",
                 "quantization_metrics",
                 name="quantization_metrics",
+            ),
+            node(
+                nodes.measured_quantization_figures,
+                "quantization_latency",
+                "quantization_measured",
+                name="measured_quantization_figures",
             ),
         ],
         tags="quantization",

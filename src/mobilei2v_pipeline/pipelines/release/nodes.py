@@ -32,29 +32,26 @@ def register_release(
     student2_model: dict[str, Any],
     onnx_models: dict[str, Callable[[], onnx.ModelProto]],
     quantized_models: dict[str, Callable[[], onnx.ModelProto]],
-    evaluation_metrics: dict[str, float],
-    quantization_metrics: dict[str, float],
-    profiling_metrics: dict[str, float],
     ai_hub_profile: pd.DataFrame,
     release: dict[str, Any],
     deployed: dict[str, Any],
+    **reports: dict[str, float],
 ) -> dict[str, Any]:
     """Log every ONNX graph (release/onnx/<precision>/<graph>.onnx) and the torch student to this run,
     register the student as a new version of `release.model_name` (the challenger), and tag the version with
-    the deployed precision, the figures of evaluation, quantization and profiling, AI Hub's rows, and the
-    run's commit and data version. Returns the version's number and its figures."""
+    the deployed precision, the figures of evaluation, quantization and profiling (`reports`, by catalog
+    name: `<stage>_metrics` and `<stage>_measured`), AI Hub's rows, and the run's commit and data version.
+    Returns the version's number, its key figures, and which of them were measured on a clock."""
     run = mlflow.active_run()
     if run is None:
         raise RuntimeError("release needs an active MLflow run: run it through `kedro run` (kedro-mlflow)")
     client = MlflowClient()
+    evaluation = reports["evaluation_metrics"] | reports["evaluation_measured"]
+    others = [kv for name, kv in reports.items() if not name.startswith("evaluation_")]
+    stages = {k: v for kv in others for k, v in kv.items()}
+    measured = {k for name, kv in reports.items() if name.endswith("_measured") for k in kv}
     tags = version_tags(
-        client.get_run(run.info.run_id).data.tags,
-        evaluation_metrics,
-        quantization_metrics,
-        profiling_metrics,
-        ai_hub_profile,
-        release,
-        deployed,
+        client.get_run(run.info.run_id).data.tags, evaluation, stages, ai_hub_profile, release, deployed
     )
     with tempfile.TemporaryDirectory() as tmp:
         for key, load in onnx_runtime.by_precision(onnx_models, quantized_models).items():
@@ -85,18 +82,19 @@ def register_release(
         f"ONNX graphs in run {run.info.run_id} under release/onnx.",
     )
     logger.info("Registered %s version %d", release["model_name"], number)
-    return {"version": number, "figures": _figures(tags, key_figures(release))}
+    figures = _figures(tags, key_figures(release))
+    return {"version": number, "figures": figures, "measured": sorted(measured & set(figures))}
 
 
 def gate_release(
     challenger: dict[str, Any], release: dict[str, Any]
-) -> tuple[dict[str, float], pd.DataFrame]:
+) -> tuple[dict[str, float], dict[str, float], pd.DataFrame]:
     """Judge the challenger against the version holding the champion alias; on promotion move the alias to
     the challenger. The challenger's version is tagged with the decision and why either way. Inside a
     `dvc exp run` (DVC_EXP_NAME set) the challenger is judged but never promoted: experiments compare.
 
-    Returns release.json's numbers (`promoted`, `passed_gate`, both versions, both sides' key figures) and
-    the gate's checks.
+    Returns release.json's numbers (`promoted`, `passed_gate`, both versions, both sides' key figures that
+    no clock sets), both sides' measured key figures (latencies), and the gate's checks.
     """
     client = MlflowClient()
     name, alias = release["model_name"], release["champion_alias"]
@@ -122,9 +120,11 @@ def gate_release(
         "challenger_version": challenger["version"],
         "champion_version": int(champion.version) if champion else 0,
     }
-    numbers |= {f"challenger_{k}": v for k, v in challenger["figures"].items() if math.isfinite(v)}
-    numbers |= {f"champion_{k}": v for k, v in (champion_figures or {}).items() if math.isfinite(v)}
-    return numbers, decision.checks
+    sides = {"challenger": challenger["figures"], "champion": champion_figures or {}}
+    figures = {f"{side}_{k}": v for side, kv in sides.items() for k, v in kv.items() if math.isfinite(v)}
+    measured = {f"{side}_{k}" for side in sides for k in challenger["measured"]}
+    numbers |= {k: v for k, v in figures.items() if k not in measured}
+    return numbers, {k: v for k, v in figures.items() if k in measured}, decision.checks
 
 
 def champion_version(client: MlflowClient, name: str, alias: str) -> ModelVersion | None:
@@ -149,20 +149,20 @@ def _figures(tags: dict[str, str], names: list[str]) -> dict[str, float]:
 
 def version_tags(
     run_tags: dict[str, str],
-    evaluation_metrics: dict[str, float],
-    quantization_metrics: dict[str, float],
-    profiling_metrics: dict[str, float],
+    evaluation: dict[str, float],
+    stages: dict[str, float],
     ai_hub_profile: pd.DataFrame,
     release: dict[str, Any],
     deployed: dict[str, Any],
 ) -> dict[str, str]:
-    """What a model version says about itself: deployed precision and steps, the configured evaluation
-    figures, every quantization and profiling figure, AI Hub's status per device, commit and data."""
+    """What a model version says about itself: deployed precision and steps, the configured `evaluation`
+    figures, every figure of the other stages (quantization, profiling), AI Hub's status per device, commit
+    and data."""
     tags = {"precision": deployed["precision"], "steps": str(deployed["steps"])}
     tags |= {k: run_tags[k] for k in RUN_TAGS if k in run_tags}
     evaluation_figures = [*release["evaluation_figures"], *gate_figures(release["gate"])]
-    tags |= {k: f"{evaluation_metrics[k]:.6g}" for k in evaluation_figures if k in evaluation_metrics}
-    tags |= {k: f"{v:.6g}" for k, v in {**quantization_metrics, **profiling_metrics}.items()}
+    tags |= {k: f"{evaluation[k]:.6g}" for k in evaluation_figures if k in evaluation}
+    tags |= {k: f"{v:.6g}" for k, v in stages.items()}
     for row in ai_hub_profile.to_dict("records"):
         tags[f"qai_hub/{slug(row['device'])}/{row['precision']}/{row['component']}"] = str(row["status"])
     return tags
