@@ -47,6 +47,7 @@ bench: setup  ## benchmarks: print tables, write JSON to benchmarks/results/ (ab
 	python benchmarks/quantization.py
 	python benchmarks/per_frame.py
 	python benchmarks/threads.py
+	python benchmarks/training_step.py
 
 ui: setup  ## the MLflow UI (http://127.0.0.1:5000) and kedro-viz (http://127.0.0.1:4141) on localhost; Ctrl-C stops both
 	mobilei2v ui
