@@ -15,6 +15,12 @@ it measures
 - scoring: clips per second of `score_clip` (optical-flow motion, sharpness, brightness, contrast, cut);
 - end to end: clips decoded (with seek) and scored per second.
 
+- engines: the pipeline's per-video work (`curate_video`: decode, score, fingerprint; single-threaded workers)
+  over its own set of short videos (`--engine-videos` of `--engine-seconds`), with the `local` engine (a
+  process pool) and the `ray` engine (a Ray started here), each with 1 and 2 workers: clips per second from
+  the first request to the last record, the engine's start-up included, and the speed-up of 2 workers over 1.
+  The records of every run are compared byte for byte with the first's.
+
 Each measurement is repeated (`--repeats`) and the medians over repeats are reported; ratios are the median
 of the per-repeat ratios. Nothing about timing is asserted. The seek and decode-all clips are compared
 frame for frame, and the keyframe layout of the inputs is reported, since how far apart keyframes are
@@ -31,10 +37,13 @@ It prints a table and writes JSON to benchmarks/results/curation.json (curation_
 from __future__ import annotations
 
 import argparse
+import hashlib
 import json
+import math
 import statistics
+import tempfile
 import time
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, replace
 from pathlib import Path
 
 import av
@@ -43,11 +52,17 @@ import numpy as np
 from report import log, machine_info, text_table
 
 from mobilei2v_pipeline.atomic_write import atomic_write_bytes
+from mobilei2v_pipeline.datasets.video_record import VideoRecordDataset
+from mobilei2v_pipeline.pipelines.data_curation.nodes import curate_videos
+from mobilei2v_pipeline.pipelines.data_curation.video_curation import CLIP_FILTERS
 from mobilei2v_pipeline.video.clip_scores import score_clip
 from mobilei2v_pipeline.video.decode import Clip, ClipSpec, VideoInfo, clip_starts, probe_video, read_clips
 from mobilei2v_pipeline.video.synthetic import plan_synthetic_videos, synthetic_video_bytes
 
 RESULTS_DIR = Path(__file__).resolve().parent / "results"
+# Filters that keep every clip, so the engines' records hold every clip's frames.
+PASS_ALL_MIN = [limit for _, limit in CLIP_FILTERS.values() if limit.startswith("min_")]
+PASS_ALL_MAX = [limit for _, limit in CLIP_FILTERS.values() if limit.startswith("max_")]
 
 CLIP_SETTINGS: dict[str, ClipSpec] = {
     "paper": ClipSpec(frames_per_clip=17, frame_interval=2, clips_per_video=4, height=720, width=1280),
@@ -107,12 +122,19 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         default=",".join(CLIP_SETTINGS),
         help=f"comma-separated clip settings to run, of {list(CLIP_SETTINGS)} (default all)",
     )
+    parser.add_argument(
+        "--engine-videos", type=int, default=16, help="videos of the engine runs (default 16)"
+    )
+    parser.add_argument("--engine-seconds", type=float, default=6.0, help="their length (default 6 s)")
+    parser.add_argument("--engine-setting", default="paper", help="clip setting of the engine runs (paper)")
+    parser.add_argument("--engines", default="local,ray", help="engines to compare (default local,ray)")
     parser.add_argument("--quick", action="store_true", help="tiny run: 2 videos of 8 s, 2 repeats")
     parser.add_argument("--inputs-dir", type=Path, default=RESULTS_DIR / "inputs", help="cache of inputs")
     parser.add_argument("--output", type=Path, default=None, help="JSON path (default results/curation.json)")
     args = parser.parse_args(argv)
     if args.quick:
         args.videos, args.seconds, args.repeats = 2, 8.0, 2
+        args.engine_videos, args.engine_seconds = 4, 2.0
     if args.output is None:
         args.output = RESULTS_DIR / ("curation_quick.json" if args.quick else "curation.json")
     unknown = set(args.settings.split(",")) - set(CLIP_SETTINGS)
@@ -260,6 +282,47 @@ def run_setting(name: str, spec: ClipSpec, videos: list[Video], repeats: int) ->
     return {"spec": asdict(spec), "span": spec.span, **summarise(results, len(videos))}
 
 
+def run_engines(videos: list[Video], spec: ClipSpec, engines: list[str], repeats: int) -> dict:
+    """Clips per second of curate_videos' records with each engine at 1 and 2 workers (start-up included)."""
+    curation = {
+        "clips": asdict(spec),
+        "min_short_side": 64,
+        "motion_reference_short_side": 256,
+        "filters": dict.fromkeys(PASS_ALL_MIN, -math.inf) | dict.fromkeys(PASS_ALL_MAX, math.inf),
+        "ray": {"address": None, "num_cpus_per_task": 1, "runtime_env": None},
+    }
+    sources = {f"benchmark/{video.path.name}": video.path for video in videos}
+    results, reference = {}, None
+    for engine in engines:
+        for workers in (1, 2):
+            times = []
+            for repeat in range(repeats):
+                with tempfile.TemporaryDirectory() as folder:
+                    start = time.perf_counter()
+                    made = curate_videos(sources, {**curation, "engine": engine, "workers": workers})
+                    for key in sorted(made):  # saved one by one, as the records dataset does
+                        VideoRecordDataset(f"{folder}/{key}.safetensors").save(made[key]())
+                    times.append(time.perf_counter() - start)
+                    files = sorted(Path(folder).rglob("*.safetensors"))
+                    digest = hashlib.md5(b"".join(hashlib.md5(f.read_bytes()).digest() for f in files))
+                    clips = sum(len(VideoRecordDataset(str(f)).load().rows) for f in files)
+                reference = reference or digest.hexdigest()
+                run = f"engine {engine}, {workers} worker(s), repeat {repeat + 1}"
+                log(f"{run}: {clips} clips, {times[-1]:.1f} s")
+            results[f"{engine}_{workers}"] = {
+                "engine": engine,
+                "workers": workers,
+                "clips": clips,
+                "median_s": statistics.median(times),
+                "clips_per_s": clips / statistics.median(times),
+                "times_s": times,
+                "same_records": digest.hexdigest() == reference,
+            }
+        one, two = results[f"{engine}_1"], results[f"{engine}_2"]
+        two["speedup_over_1_worker"] = two["clips_per_s"] / one["clips_per_s"]
+    return results
+
+
 # ---------------------------------------------------------------------------------------------- reporting
 
 
@@ -324,6 +387,23 @@ def results_table(results: dict[str, dict], inputs: list[dict]) -> str:
     return text_table(header, rows)
 
 
+def engines_table(engines: dict) -> str:
+    header = ["engine", "workers", "clips", "median s", "clips/s", "vs 1 worker", "records"]
+    rows = [
+        [
+            r["engine"],
+            str(r["workers"]),
+            str(r["clips"]),
+            f"{r['median_s']:.1f}",
+            f"{r['clips_per_s']:.2f}",
+            f"{r['speedup_over_1_worker']:.2f}x" if "speedup_over_1_worker" in r else "",
+            "same" if r["same_records"] else "DIFFERENT",
+        ]
+        for r in engines.values()
+    ]
+    return text_table(header, rows)
+
+
 def inputs_table(inputs: list[dict]) -> str:
     header = ["input", "size", "frames", "MB", "keyframes", "mean gap", "max gap"]
     rows = [
@@ -359,6 +439,10 @@ def main(argv: list[str] | None = None) -> None:
     videos = make_inputs(settings, args.inputs_dir)
     inputs = input_report(videos, specs)
     results = {name: run_setting(name, spec, videos, args.repeats) for name, spec in specs.items()}
+    engine_inputs = replace(settings, videos=args.engine_videos, seconds=args.engine_seconds)
+    engine_videos = make_inputs(engine_inputs, args.inputs_dir)
+    engine_spec = CLIP_SETTINGS[args.engine_setting]
+    engines = run_engines(engine_videos, engine_spec, args.engines.split(","), args.repeats)
     wall = time.perf_counter() - wall_start
     report = {
         "benchmark": "curation",
@@ -373,6 +457,7 @@ def main(argv: list[str] | None = None) -> None:
         "inputs": {"settings": asdict(settings), "videos": inputs},
         "repeats": args.repeats,
         "results": results,
+        "engines": {"inputs": asdict(engine_inputs), "setting": args.engine_setting, "runs": engines},
         "wall_s": wall,
     }
     atomic_write_bytes(args.output, (json.dumps(report, indent=2) + "\n").encode())
@@ -388,6 +473,12 @@ def main(argv: list[str] | None = None) -> None:
     print(inputs_table(inputs))
     print()
     print(results_table(results, inputs))
+    print()
+    print(
+        f"engines: curate_video on {args.engine_videos} x {args.engine_seconds:g} s videos, "
+        f"'{args.engine_setting}' clips, start-up included"
+    )
+    print(engines_table(engines))
     print()
     print(f"total wall time {wall:.0f} s; JSON written to {args.output}")
 

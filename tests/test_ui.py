@@ -67,7 +67,7 @@ def test_ui_serves_mlflow_and_kedro_viz_until_interrupted(project: Path, trackin
         assert get(f"{viz_url}/")[0] == 200
         graph = json.loads(get(f"{viz_url}/api/main")[1])
         assert {"__default__", "data_curation", "teacher"} <= {p["id"] for p in graph["pipelines"]}
-        assert {"decode_clips", "score_clips"} <= {node["name"] for node in graph["nodes"]}
+        assert {"curate_videos", "collect_clips"} <= {node["name"] for node in graph["nodes"]}
 
         process.send_signal(signal.SIGINT)
         assert process.wait(timeout=20) == 0, log.read_text()

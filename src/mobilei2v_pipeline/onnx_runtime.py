@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable
+from pathlib import Path
 
 import numpy as np
 import onnx
@@ -11,16 +12,18 @@ import onnxruntime as ort
 
 
 def session(
-    model: onnx.ModelProto, threads: int = 0, profile_prefix: str | None = None
+    model: onnx.ModelProto | Path, threads: int = 0, profile_prefix: str | None = None
 ) -> ort.InferenceSession:
-    """A CPU session; `threads` 0 lets ONNX Runtime choose, `profile_prefix` turns its profiler on."""
+    """A CPU session of a model in memory or in a file (whose external weights are mapped, not copied);
+    `threads` 0 lets ONNX Runtime choose, `profile_prefix` turns its profiler on."""
     options = ort.SessionOptions()
     options.intra_op_num_threads = threads
     options.log_severity_level = 3  # warnings about unused initializers are noise here
     if profile_prefix:
         options.enable_profiling = True
         options.profile_file_prefix = profile_prefix
-    return ort.InferenceSession(model.SerializeToString(), options, providers=["CPUExecutionProvider"])
+    source = str(model) if isinstance(model, Path) else model.SerializeToString()
+    return ort.InferenceSession(source, options, providers=["CPUExecutionProvider"])
 
 
 def sample(inputs: dict[str, np.ndarray], i: int) -> dict[str, np.ndarray]:

@@ -207,6 +207,12 @@ class Split(Schema):
     near_duplicate_max_distance: Annotated[int, Field(ge=0, le=64)]
 
 
+class Ray(Schema):
+    address: str | None  # auto, ray://host:port, host:port; None: a Ray of the run's own
+    num_cpus_per_task: PositiveFloat
+    runtime_env: dict[str, Any] | None
+
+
 class Curation(Schema):
     clips: Clips
     min_short_side: PositiveInt
@@ -214,6 +220,9 @@ class Curation(Schema):
     filters: Filters
     split: Split
     previews: NonNegativeInt
+    engine: Literal["local", "ray"]
+    workers: NonNegativeInt  # 0: one per core of this machine
+    ray: Ray
 
 
 class ClipValidation(Schema):
@@ -354,6 +363,7 @@ class Evaluation(Schema):
     teacher_steps: list[PositiveInt]
     student1_steps: list[PositiveInt]
     student2_steps: list[PositiveInt]
+    latency_examples: PositiveInt
     latency_repeats: PositiveInt
     threads: NonNegativeInt
     grid_rows: list[Row]
@@ -423,6 +433,7 @@ class Quantization(Schema):
     keep_float_modules: list[str]
     per_channel: bool
     calibrate_method: CALIBRATION_METHODS
+    calibration_budget_mb: PositiveFloat
     deployed_steps: PositiveInt
     latency_repeats: PositiveInt
     threads: NonNegativeInt

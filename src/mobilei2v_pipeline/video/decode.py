@@ -218,12 +218,15 @@ def sample_nearest(
     return Sample(picked + [prev[1]] * (len(targets) - len(picked)), times, complete=True), [prev]
 
 
-def read_clips(path: str | Path, info: VideoInfo, spec: ClipSpec, seek: bool = True) -> list[Clip]:
+def read_clips(
+    path: str | Path, info: VideoInfo, spec: ClipSpec, seek: bool = True, threads: int = 0
+) -> list[Clip]:
     """Decode the clips of one video, upright, resized and centre-cropped to the spec. Clips the file ends
     before are left out.
 
     With `seek=False` the file is decoded in one pass from its first frame: the baseline the benchmark
-    compares with, and the automatic fallback when seeking did not give every clip whole.
+    compares with, and the automatic fallback when seeking did not give every clip whole. `threads` is the
+    decoder's thread count (0: FFmpeg's choice, one per core); the frames are the same whatever it is.
     """
     starts = clip_starts(info.num_frames, spec)
     if not starts:
@@ -233,10 +236,10 @@ def read_clips(path: str | Path, info: VideoInfo, spec: ClipSpec, seek: bool = T
             f"({spec.frames_per_clip} frames every {spec.frame_interval})",
         )
     try:
-        clips = _decode_clips(path, info.fps, starts, spec, seek)
+        clips = _decode_clips(path, info.fps, starts, spec, seek, threads)
         if seek and any(isinstance(clip, int) for clip in clips):
             # Some containers (MPEG-TS/PS) seek past the keyframe before the target; one pass is always right.
-            clips = _decode_clips(path, info.fps, starts, spec, seek=False)
+            clips = _decode_clips(path, info.fps, starts, spec, False, threads)
     except av.FFmpegError as exc:
         raise VideoReadError("decode_error", f"decoding failed ({exc})") from exc
     complete = [clip for clip in clips if isinstance(clip, Clip)]
@@ -248,7 +251,9 @@ def read_clips(path: str | Path, info: VideoInfo, spec: ClipSpec, seek: bool = T
     return complete
 
 
-def _decode_clips(path, fps: float, starts: list[int], spec: ClipSpec, seek: bool) -> list[Clip | int]:
+def _decode_clips(
+    path, fps: float, starts: list[int], spec: ClipSpec, seek: bool, threads: int
+) -> list[Clip | int]:
     """Decode forward through the clips in order, converting only their frames; an incomplete clip is the
     count of its frames that were found.
 
@@ -259,6 +264,7 @@ def _decode_clips(path, fps: float, starts: list[int], spec: ClipSpec, seek: boo
     with av.open(str(path)) as container:
         stream = container.streams.video[0]
         stream.thread_type = "AUTO"
+        stream.thread_count = threads
         rotate_tag = _rotate_tag(stream)
         keyframes = _keyframe_times(stream) if seek else []
         frames, read = None, []

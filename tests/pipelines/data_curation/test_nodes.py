@@ -10,10 +10,15 @@ import pytest
 
 from mobilei2v_pipeline.errors import NoUsableClipsError, ValidationFailedError
 from mobilei2v_pipeline.pipelines.data_curation import nodes
+from mobilei2v_pipeline.pipelines.data_curation.video_curation import (
+    THUMBNAIL_WIDTH,
+    rejection_reasons,
+    shrink,
+)
+from mobilei2v_pipeline.video.record import VideoRecord
 from mobilei2v_pipeline.video.synthetic import synthetic_video_bytes
 
 CLIPS = {"frames_per_clip": 9, "frame_interval": 1, "clips_per_video": 2, "height": 64, "width": 112}
-CURATION = {"clips": CLIPS, "min_short_side": 64, "motion_reference_short_side": 256}
 FILTERS = {
     "min_brightness": 20,
     "max_brightness": 235,
@@ -23,6 +28,16 @@ FILTERS = {
     "max_motion": 40,
     "min_scene_cut_score": 0.5,
     "max_frame_gap_ms": 300,
+}
+RAY = {"address": None, "num_cpus_per_task": 1, "runtime_env": None}
+CURATION = {
+    "clips": CLIPS,
+    "min_short_side": 64,
+    "motion_reference_short_side": 256,
+    "filters": FILTERS,
+    "engine": "local",
+    "workers": 1,
+    "ray": RAY,
 }
 VALIDATION = {"min_clips_per_split": 1, "ranges": {"motion_score": [0, 40], "source_fps": [1, 240]}}
 SYNTHETIC = {
@@ -94,7 +109,18 @@ def test_select_source_videos_prefers_user_videos(tmp_path: Path):
     assert nodes.select_source_videos({}, synthetic) == {"synthetic/s.mp4": tmp_path / "s.mp4"}
 
 
-def test_decode_clips_cuts_good_videos_and_quarantines_broken_ones(tmp_path: Path):
+def _curate(sources: dict[str, Path], **curation) -> dict[str, VideoRecord]:
+    """Every record curate_videos makes, in the order the records dataset saves them."""
+    made = nodes.curate_videos(sources, {**CURATION, **curation})
+    return {video_id: made[video_id]() for video_id in sorted(made)}
+
+
+def _lazy(records: dict[str, VideoRecord]) -> dict:
+    """Records as the records dataset loads them: by video id, each made when called."""
+    return {video_id: (lambda record=record: record) for video_id, record in records.items()}
+
+
+def test_curate_videos_cuts_good_videos_and_quarantines_broken_ones(tmp_path: Path):
     from broken_videos import write_broken_videos
 
     expected = write_broken_videos(tmp_path / "broken")
@@ -103,39 +129,46 @@ def test_decode_clips_cuts_good_videos_and_quarantines_broken_ones(tmp_path: Pat
     sources = {f"user/{name}": tmp_path / "broken" / name for name in expected}
     sources["user/good.mp4"] = tmp_path / "good.mp4"
 
-    frames, index, quarantine = nodes.decode_clips(sources, CURATION)
+    records = _curate(sources)
+    scores, quarantine = nodes.collect_clips(_lazy(records))
 
     assert dict(zip(quarantine["video_id"], quarantine["reason"], strict=True)) == {
         f"user/{name}": reason for name, reason in expected.items()
     }
     assert (quarantine["detail"].str.len() > 10).all()
-    assert set(index["video_id"]) == {"user/good.mp4"}
-    assert len(index) == len(frames) == 1  # a 12-frame video holds one 9-frame clip
-    assert frames[index["clip_id"][0]].shape == (9, 64, 112, 3)
-
-
-def test_score_clips_adds_every_score():
-    rng = np.random.default_rng(0)
-    frames = {"a": rng.integers(0, 255, (9, 64, 112, 3), dtype=np.uint8)}
-    scored = nodes.score_clips(frames, pd.DataFrame({"clip_id": ["a"]}), CURATION)
+    assert set(scores["video_id"]) == {"user/good.mp4"}
+    assert len(scores) == 1  # a 12-frame video holds one 9-frame clip
+    good = records["user/good.mp4"]
+    [clip] = scores["clip_id"]
+    assert good.frames[clip].shape == (9, 64, 112, 3) and good.thumbnails[clip].shape == (64, 112, 3)
+    assert len(good.hashes[clip]) == 9 and scores.loc[0, "reason"] == ""
     for column in ("motion_score", "sharpness", "brightness", "contrast", "scene_cut_score"):
-        assert np.isfinite(scored.loc[0, column])
+        assert np.isfinite(scores.loc[0, column])
 
 
-def test_filter_clips_keeps_every_reason():
-    table = _clip_table(3)
-    table.loc[1, ["brightness", "contrast"]] = [5.0, 2.0]
-    table.loc[2, "motion_score"] = 0.01
-    kept, rejected = nodes.filter_clips(table, FILTERS)
-    assert list(kept["clip_id"]) == ["clip-0"]
+def test_a_clip_the_filters_reject_keeps_every_reason_and_no_frames():
+    row = _clip_table(1).iloc[0].to_dict()
+    assert rejection_reasons(row, FILTERS) == ""
+    assert rejection_reasons({**row, "brightness": 5.0, "contrast": 2.0}, FILTERS) == "too dark; low contrast"
+    table = _clip_table(3).assign(reason=["", "too dark; low contrast", "static"])
+    kept, rejected = nodes.filter_clips(table)
+    assert list(kept["clip_id"]) == ["clip-0"] and "reason" not in kept
     assert dict(zip(rejected["clip_id"], rejected["reason"], strict=True)) == {
         "clip-1": "too dark; low contrast",
         "clip-2": "static",
     }
 
 
+def test_a_static_video_is_scored_and_rejected_and_its_frames_are_not_kept(tmp_path: Path):
+    made = nodes.synthesize_raw_videos({}, SYNTHETIC)
+    (tmp_path / "static.mp4").write_bytes(made["synthetic_002_static.mp4"]())
+    [record] = _curate({"user/static.mp4": tmp_path / "static.mp4"}).values()
+    assert [row["reason"] for row in record.rows] == ["static"] and not record.frames
+    assert list(record.thumbnails) == [record.rows[0]["clip_id"]]  # still on the contact sheet
+
+
 def test_filter_clips_on_no_clips_gives_empty_tables():
-    kept, rejected = nodes.filter_clips(pd.DataFrame(), FILTERS)
+    kept, rejected = nodes.filter_clips(pd.DataFrame())
     assert kept.empty and rejected.empty
 
 
@@ -222,20 +255,31 @@ def test_summarize_curation_counts_everything():
     assert all(isinstance(v, int | float) and not isinstance(v, bool) for v in metrics.values())
 
 
-def test_select_curated_frames_and_previews():
+def test_previews_are_the_lowest_and_highest_motion_clips_and_are_read_when_saved():
     table = _clip_table(5)
-    frames = {cid: np.full((9, 64, 112, 3), i, np.uint8) for i, cid in enumerate(table["clip_id"])}
-    frames["rejected"] = np.zeros((9, 64, 112, 3), np.uint8)
-    assert set(nodes.select_curated_frames(frames, table)) == set(table["clip_id"])
+    frames = {
+        cid: (lambda i=i: np.full((9, 64, 112, 3), i, np.uint8)) for i, cid in enumerate(table["clip_id"])
+    }
     previews = nodes.select_clip_previews(frames, table, 2)
     assert sorted(previews) == ["motion_01.00_clip-0", "motion_05.00_clip-4"]  # lowest and highest motion
+    assert previews["motion_05.00_clip-4"]()[0, 0, 0, 0] == 4
+
+
+def _records_with_thumbnails(table: pd.DataFrame, height: int, width: int) -> dict:
+    return _lazy(
+        {
+            video_id: VideoRecord(
+                video_id, thumbnails={c: np.zeros((height, width, 3), np.uint8) for c in clips["clip_id"]}
+            )
+            for video_id, clips in table.groupby("video_id")
+        }
+    )
 
 
 def test_render_contact_sheet_shows_every_clip():
-    table = _clip_table(7)
-    frames = {cid: np.zeros((9, 64, 112, 3), np.uint8) for cid in table["clip_id"]}
-    rejected = pd.DataFrame({"clip_id": ["clip-3"], "reason": ["static"]})
-    sheet = nodes.render_contact_sheet(frames, table, rejected, columns=3)
+    table = _clip_table(7).assign(reason="")
+    table.loc[3, "reason"] = "static"
+    sheet = nodes.render_contact_sheet(_records_with_thumbnails(table, 64, 112), table, columns=3)
     assert sheet.size == (3 * 112, 3 * (64 + 28))
     # The rejected clip's caption is red.
     caption = np.asarray(sheet)[64 + 92 : 92 * 2, 0:112]
@@ -243,20 +287,23 @@ def test_render_contact_sheet_shows_every_clip():
 
 
 def test_previews_and_contact_sheet_of_720p_clips_are_downscaled():
-    table = _clip_table(2)
-    frames = {cid: np.zeros((17, 720, 1280, 3), np.uint8) for cid in table["clip_id"]}
+    table = _clip_table(2).assign(reason="")
+    frames = {cid: (lambda: np.zeros((17, 720, 1280, 3), np.uint8)) for cid in table["clip_id"]}
     previews = nodes.select_clip_previews(frames, table, 2)
-    assert {p.shape for p in previews.values()} == {(17, 180, 320, 3)}
-    sheet = nodes.render_contact_sheet(frames, table, pd.DataFrame(), columns=2)
+    assert {p().shape for p in previews.values()} == {(17, 180, 320, 3)}
+    assert shrink(np.zeros((1, 720, 1280, 3), np.uint8), THUMBNAIL_WIDTH).shape == (1, 126, 224, 3)
+    sheet = nodes.render_contact_sheet(_records_with_thumbnails(table, 126, 224), table, columns=2)
     assert sheet.size == (2 * 224, 126 + 28)
 
 
-def test_decode_clips_turns_phone_videos_upright_and_records_how_they_were_sampled(tmp_path: Path):
+def test_curate_videos_turns_phone_videos_upright_and_records_how_they_were_sampled(tmp_path: Path):
     from phone_videos import write_phone_videos
 
     videos = write_phone_videos(tmp_path)
     sources = {f"user/{path.name}": path for path in videos.values()}
-    frames, index, quarantine = nodes.decode_clips(sources, CURATION)
+    records = _curate(sources)
+    index, quarantine = nodes.collect_clips(_lazy(records))
+    frames = {clip: frames for record in records.values() for clip, frames in record.frames.items()}
     assert quarantine.empty
     by_video = index.groupby("video_id")
     assert by_video["rotation"].unique().map(list).to_dict() == {
@@ -276,12 +323,9 @@ def test_decode_clips_turns_phone_videos_upright_and_records_how_they_were_sampl
     assert {clip.shape for clip in frames.values()} == {(9, 64, 112, 3)}
 
 
-def test_filter_clips_rejects_a_clip_with_a_long_gap_between_frames():
-    table = _clip_table(2)
-    table.loc[1, "max_gap_ms"] = 800.0  # the phone stalled for most of a second
-    kept, rejected = nodes.filter_clips(table, FILTERS)
-    assert list(kept["clip_id"]) == ["clip-0"]
-    assert dict(zip(rejected["clip_id"], rejected["reason"], strict=True)) == {"clip-1": "frame gap"}
+def test_a_clip_with_a_long_gap_between_frames_is_rejected():
+    row = _clip_table(1).iloc[0].to_dict()
+    assert rejection_reasons({**row, "max_gap_ms": 800.0}, FILTERS) == "frame gap"  # the phone stalled
 
 
 def test_a_video_and_its_recompressed_and_trimmed_copies_land_in_one_split(tmp_path: Path):
@@ -296,11 +340,11 @@ def test_a_video_and_its_recompressed_and_trimmed_copies_land_in_one_split(tmp_p
         path = tmp_path / f"{spec.name}.mp4"
         path.write_bytes(synthetic_video_bytes(spec, crf=23, preset="veryfast"))
         sources[f"user/{spec.name}.mp4"] = path
-    frames, index, _ = nodes.decode_clips(sources, CURATION)
-    scores = nodes.score_clips(frames, index, CURATION)
+    records = _lazy(_curate(sources))
+    scores, _ = nodes.collect_clips(records)
     split = {"val_fraction": 0.5, "salt": "s", "near_duplicate_max_distance": 6}
 
-    grouped = nodes.group_near_duplicates(frames, scores, split)
+    grouped = nodes.group_near_duplicates(records, scores.drop(columns="reason"), split)
 
     groups = grouped.groupby("video_id")["duplicate_group"].first().to_dict()
     assert {name: groups[f"user/{name}.mp4"] for name in copies} == dict.fromkeys(copies, "user/original.mp4")

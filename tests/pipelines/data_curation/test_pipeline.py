@@ -6,12 +6,12 @@ import json
 from pathlib import Path
 
 import mlflow
-import numpy as np
 import pandas as pd
 import pytest
 from broken_videos import write_broken_videos
 from conftest import kedro_cli, run_kedro
 
+from mobilei2v_pipeline.datasets.video_record import CuratedClipsDataset
 from mobilei2v_pipeline.errors import ValidationFailedError
 from mobilei2v_pipeline.video.synthetic import plan_synthetic_videos, synthetic_video_bytes
 
@@ -50,10 +50,12 @@ def test_smoke_run_curates_synthetic_videos_and_tracks_the_run(project: Path):
     assert any("dark" in video and "too dark" in reason for video, reason in reasons.items())
     assert any("static" in video and "static" in reason for video, reason in reasons.items())
     assert not any("normal" in video for video in reasons)
-    # Frames of exactly the published clips, in the configured shape.
-    frame_files = sorted((project / "data/03_primary/clip_frames").glob("*.npy"))
-    assert sorted(f.stem for f in frame_files) == sorted(table["clip_id"])
-    assert np.load(frame_files[0]).shape == (9, 64, 112, 3)
+    # One record per source video; frames of exactly the published clips, in the configured shape.
+    records = sorted((project / "data/03_primary/curated_clips/synthetic").glob("*.safetensors"))
+    assert len(records) == metrics["videos_total"]
+    frames = CuratedClipsDataset("data/03_primary/curated_clips").load()
+    assert sorted(frames) == sorted(table["clip_id"])
+    assert frames[table["clip_id"][0]]().shape == (9, 64, 112, 3)
     assert len(list((project / REPORTS / "clip_previews").glob("*.gif"))) == 2
     assert json.loads((project / REPORTS / "clip_validation.json").read_text())["success"] is True
 

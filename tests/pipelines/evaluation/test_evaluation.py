@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import shutil
+from functools import partial
 from pathlib import Path
 
 import mlflow
@@ -60,23 +61,28 @@ def test_motion_gifs_put_motions_left_to_right_and_rows_top_to_bottom():
         ]
     )
     codes = {"teacher_4step": 0, "student2_1step": 100}
-    generated = {
-        "teacher_steps": 4,
-        "rows": {
-            name: {
-                "videos": np.stack([np.full((3, 8, 40, 3), code + i, np.uint8) for i in range(len(table))])
-            }
-            for name, code in codes.items()
-        },
-    }
+    loaded = []
+
+    def video(name: str, i: int) -> np.ndarray:
+        loaded.append((name, i))
+        return np.full((2, 3, 8, 40, 3), codes[name] + i, np.uint8)
+
+    videos = {f"{name}/{i:04d}": partial(video, name, i) for name in codes for i in range(len(table))}
     evaluation = {"motion_gif_rows": ["teacher_{N}step", "student2_1step"], "seeds": [1, 0]}
-    gifs = motion_gifs(generated, {"table": table}, evaluation)
-    assert list(gifs) == ["clip0", "clip1"]
-    gif = gifs["clip1"]
+    gifs = motion_gifs(videos, {"table": table}, {"steps": 4}, evaluation)
+    assert list(gifs) == ["clip0", "clip1"] and not loaded  # made when saved
+    gif = gifs["clip1"]()
     assert gif.shape == (3, 2 * (LABEL_HEIGHT + 8), 2 * 40, 3)
     # clip1 at seed 1 is examples 5 (motion 1) and 7 (motion 4); the student's band is below the teacher's.
     assert [gif[0, LABEL_HEIGHT, 0, 0], gif[0, LABEL_HEIGHT, 40, 0]] == [5, 7]
     assert [gif[0, 2 * LABEL_HEIGHT + 8, 0, 0], gif[0, 2 * LABEL_HEIGHT + 8, 40, 0]] == [105, 107]
+
+
+def test_every_rows_video_of_every_example_is_on_disk(trained_project: Path):
+    videos = sorted((trained_project / "data/07_model_output/evaluation_videos").rglob("*.npy"))
+    rows = {path.parent.name for path in videos}
+    assert len(rows) == 7 and len(videos) == 7 * 2  # smoke: 7 rows x 2 examples
+    assert np.load(videos[0]).shape == (2, 9, 64, 112, 3)  # the VAE's and the light decoder's video
 
 
 def test_the_evaluation_table_and_its_figures(trained_project: Path):

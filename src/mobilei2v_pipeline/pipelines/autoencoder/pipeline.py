@@ -11,7 +11,7 @@ def create_pipeline(**kwargs) -> Pipeline:
         [
             node(
                 nodes.train_autoencoder,
-                ["clip_table", "curated_clip_frames", "params:autoencoder"],
+                ["clip_table", "curated_clips@frames", "params:autoencoder"],
                 ["vae", "vae_training_history"],
                 name="train_autoencoder",
             ),
@@ -27,7 +27,7 @@ def create_pipeline(**kwargs) -> Pipeline:
                     "vae",
                     "light_autoencoder",
                     "clip_table",
-                    "curated_clip_frames",
+                    "curated_clips@frames",
                     "clip_latents",
                     "latent_table",
                     "vae_training_history",
@@ -43,7 +43,7 @@ def create_pipeline(**kwargs) -> Pipeline:
                     "vae",
                     "clip_latents",
                     "latent_table",
-                    "curated_clip_frames",
+                    "curated_clips@frames",
                     "latent_stats",
                     "params:autoencoder",
                 ],
@@ -52,7 +52,7 @@ def create_pipeline(**kwargs) -> Pipeline:
             ),
             node(
                 nodes.encode_latents,
-                ["vae", "clip_table", "curated_clip_frames", "params:autoencoder"],
+                ["vae", "clip_table", "curated_clips@frames", "params:autoencoder"],
                 ["clip_latents", "first_frame_latents", "latent_table", "latent_stats"],
                 name="encode_latents",
             ),

@@ -4,13 +4,11 @@ from __future__ import annotations
 
 import hashlib
 import logging
-import re
 from collections.abc import Callable
 from functools import partial
 from pathlib import Path
 from typing import Any
 
-import cv2
 import numpy as np
 import pandas as pd
 from PIL import Image, ImageDraw
@@ -18,33 +16,24 @@ from tqdm.auto import tqdm
 
 from mobilei2v_pipeline.errors import NoUsableClipsError, ValidationFailedError
 from mobilei2v_pipeline.pipelines.data_curation import validation
-from mobilei2v_pipeline.video.clip_scores import score_clip
-from mobilei2v_pipeline.video.decode import (
-    READ_ERROR_REASONS,
-    ClipSpec,
-    VideoReadError,
-    probe_video,
-    read_clips,
+from mobilei2v_pipeline.pipelines.data_curation.engine import ordered_results
+from mobilei2v_pipeline.pipelines.data_curation.video_curation import (
+    CLIP_FILTERS,
+    QUARANTINE_COLUMNS,
+    curate_video,
+    shrink,
 )
-from mobilei2v_pipeline.video.fingerprint import frame_hashes, near_duplicate_groups
+from mobilei2v_pipeline.text import slug
+from mobilei2v_pipeline.video.decode import READ_ERROR_REASONS
+from mobilei2v_pipeline.video.fingerprint import near_duplicate_groups
+from mobilei2v_pipeline.video.record import VideoRecord
 from mobilei2v_pipeline.video.synthetic import plan_synthetic_videos, synthetic_video_bytes
 
 logger = logging.getLogger(__name__)
 
-QUARANTINE_COLUMNS = ["video_id", "path", "size_bytes", "reason", "detail"]
-THUMBNAIL_WIDTH, PREVIEW_WIDTH = 224, 320  # pixels, for the contact sheet and the preview GIFs
+PREVIEW_WIDTH = 320  # pixels of the preview GIFs
 ENCODER_SETTINGS = ("crf", "preset", "keyint")  # the synthetic parameters that go to the encoder
-# Why a clip is rejected: (score, threshold parameter); a min_ threshold is a floor, a max_ one a ceiling.
-CLIP_FILTERS = {
-    "too dark": ("brightness", "min_brightness"),
-    "too bright": ("brightness", "max_brightness"),
-    "low contrast": ("contrast", "min_contrast"),
-    "blurry": ("sharpness", "min_sharpness"),
-    "static": ("motion_score", "min_motion"),
-    "too much motion": ("motion_score", "max_motion"),
-    "scene cut": ("scene_cut_score", "min_scene_cut_score"),
-    "frame gap": ("max_gap_ms", "max_frame_gap_ms"),
-}
+Records = dict[str, Callable[[], VideoRecord]]  # by video id, each read when called
 
 
 def synthesize_raw_videos(
@@ -70,94 +59,62 @@ def select_source_videos(user_videos: dict[str, Path], synthetic_videos: dict[st
     return {f"{source}/{name}": path for name, path in videos.items()}
 
 
-def decode_clips(
-    source_videos: dict[str, Path], curation: dict[str, Any]
-) -> tuple[dict[str, np.ndarray], pd.DataFrame, pd.DataFrame]:
-    """Cut fixed-length clips from every video by time, upright, seeking to each clip; quarantine files that
-    give none.
+def curate_videos(source_videos: dict[str, Path], curation: dict[str, Any]) -> Records:
+    """One record per source video (its clips cut by time, upright, scored and fingerprinted, the frames of
+    those the per-clip filters pass, or why the file was quarantined), for the records dataset to save one at
+    a time as the configured engine (`curation.engine`, `curation.workers`, `curation.ray`) makes them: the
+    run holds the videos in flight, not the folder. Every worker is single-threaded, so the records are the
+    same bytes whichever engine and however many workers made them."""
+    jobs = {video_id: (video_id, str(path), curation, 1) for video_id, path in source_videos.items()}
+    results = ordered_results(curate_video, jobs, curation["engine"], curation["workers"], curation["ray"])
+    progress = tqdm(total=len(jobs), desc="curate videos", unit="video", disable=not jobs)
 
-    Returns the clip frames by clip id, a table of the clips with their source metadata and how each
-    sampled its source (rotation, effective frame rate, largest gap), and the quarantine table (one row per
-    unusable file, with the reason).
-    """
-    spec = ClipSpec(**curation["clips"])
-    frames, rows, quarantine = {}, [], []
-    for video_id, path in tqdm(sorted(source_videos.items()), desc="decode clips", unit="video"):
-        try:
-            info = probe_video(path, curation["min_short_side"])
-            clips = read_clips(path, info, spec)
-        except VideoReadError as exc:
-            logger.warning("video %s: %s, quarantined", path, exc)
-            size = path.stat().st_size if path.exists() else 0
-            quarantine.append(
-                dict(zip(QUARANTINE_COLUMNS, [video_id, str(path), size, exc.reason, str(exc)], strict=True))
-            )
-            continue
-        for index, clip in enumerate(clips):
-            clip_id = _clip_id(video_id, index)
-            frames[clip_id] = clip.frames
-            rows.append(
-                {
-                    "clip_id": clip_id,
-                    "video_id": video_id,
-                    "start_frame": clip.start_frame,
-                    "start_time_s": clip.start_time_s,
-                    "rotation": clip.rotation,
-                    "effective_fps": clip.effective_fps,
-                    "max_gap_ms": clip.max_gap_ms,
-                    "frames": spec.frames_per_clip,
-                    "frame_interval": spec.frame_interval,
-                    "height": spec.height,
-                    "width": spec.width,
-                    **{f"source_{key}": value for key, value in info.as_dict().items()},
-                }
-            )
-    return frames, pd.DataFrame(rows), pd.DataFrame(quarantine, columns=QUARANTINE_COLUMNS)
+    def record(video_id: str) -> VideoRecord:
+        made = results(video_id)
+        progress.update()
+        if progress.n == progress.total:
+            progress.close()
+        if made.quarantine:
+            logger.warning("video %s: %s, quarantined", made.quarantine["path"], made.quarantine["detail"])
+        return made
+
+    return {video_id: partial(record, video_id) for video_id in jobs}
 
 
-def score_clips(
-    clip_frames: dict[str, np.ndarray], clip_index: pd.DataFrame, curation: dict[str, Any]
-) -> pd.DataFrame:
-    """Add motion, sharpness, brightness, contrast and scene-cut scores to every clip."""
-    reference = curation["motion_reference_short_side"]
-    scores = [
-        score_clip(clip_frames[clip_id], reference)
-        for clip_id in tqdm(clip_index.get("clip_id", []), desc="score clips", unit="clip")
-    ]
-    return pd.concat([clip_index.reset_index(drop=True), pd.DataFrame(scores)], axis=1)
+def collect_clips(records: Records) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """From the records' headers (no frames are read): every clip cut, with its source metadata, how it
+    sampled the source, its scores and why the filters rejected it (`reason`, "" when kept); and the
+    quarantine table, one row per unusable file with the reason."""
+    rows, quarantine = [], []
+    for video_id in sorted(records):
+        record = records[video_id]()
+        rows += record.rows
+        if record.quarantine:
+            quarantine.append(record.quarantine)
+    return pd.DataFrame(rows), pd.DataFrame(quarantine, columns=QUARANTINE_COLUMNS)
 
 
-def filter_clips(clip_scores: pd.DataFrame, filters: dict[str, float]) -> tuple[pd.DataFrame, pd.DataFrame]:
-    """Split clips into kept and rejected by the thresholds; each rejected clip keeps all its reasons."""
+def filter_clips(clip_scores: pd.DataFrame) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """Split clips into kept and rejected by the filters' verdict (`curation.filters`, applied per clip as the
+    videos were curated); each rejected clip keeps all its reasons."""
     if clip_scores.empty:
         return clip_scores, clip_scores.assign(reason=pd.Series(dtype=str))
-    failed = pd.DataFrame(
-        {
-            reason: clip_scores[score] < filters[limit]
-            if limit.startswith("min_")
-            else clip_scores[score] > filters[limit]
-            for reason, (score, limit) in CLIP_FILTERS.items()
-        }
-    )
-    reasons = failed.apply(lambda row: "; ".join(row.index[row]), axis=1)
-    rejected = reasons != ""
-    kept = clip_scores[~rejected].reset_index(drop=True)
-    return kept, clip_scores[rejected].assign(reason=reasons[rejected]).reset_index(drop=True)
+    rejected = clip_scores["reason"] != ""
+    kept = clip_scores[~rejected].drop(columns="reason").reset_index(drop=True)
+    return kept, clip_scores[rejected].reset_index(drop=True)
 
 
-def group_near_duplicates(
-    clip_frames: dict[str, np.ndarray], kept_clips: pd.DataFrame, split: dict[str, Any]
-) -> pd.DataFrame:
+def group_near_duplicates(records: Records, kept_clips: pd.DataFrame, split: dict[str, Any]) -> pd.DataFrame:
     """Give each kept clip its source's `duplicate_group`: the first video id of the sources that share
     footage with it (a perceptual hash of a frame of their clips within `near_duplicate_max_distance` bits),
     so a recompressed or trimmed copy goes to the split of its original. A source like no other is its own
     group."""
     if kept_clips.empty:
         return kept_clips.assign(duplicate_group=pd.Series(dtype=str))
-    hashes = {
-        video_id: np.concatenate([frame_hashes(clip_frames[clip_id]) for clip_id in clips["clip_id"]])
-        for video_id, clips in kept_clips.groupby("video_id")
-    }
+    hashes = {}
+    for video_id, clips in kept_clips.groupby("video_id"):
+        record = records[video_id]()
+        hashes[video_id] = np.array([h for clip in clips["clip_id"] for h in record.hashes[clip]], np.uint64)
     groups = near_duplicate_groups(hashes, split["near_duplicate_max_distance"])
     members: dict[str, list[str]] = {}
     for video_id, group in groups.items():
@@ -229,7 +186,7 @@ def summarize_curation(
         metrics[f"quarantined_{reason}"] = int(quarantined.get(reason, 0))
     rejected = rejected_clips["reason"].str.split("; ").explode().value_counts()
     for reason in CLIP_FILTERS:
-        metrics[f"rejected_{_slug(reason)}"] = int(rejected.get(reason, 0))
+        metrics[f"rejected_{slug(reason)}"] = int(rejected.get(reason, 0))
     return metrics
 
 
@@ -257,32 +214,24 @@ def publish_clip_table(
     return clip_candidates
 
 
-def select_curated_frames(
-    clip_frames: dict[str, np.ndarray], clip_table: pd.DataFrame
-) -> dict[str, np.ndarray]:
-    """The frames of the published clips, one array per clip id."""
-    return {clip_id: clip_frames[clip_id] for clip_id in clip_table["clip_id"]}
-
-
-def render_contact_sheet(
-    clip_frames: dict[str, np.ndarray],
-    clip_scores: pd.DataFrame,
-    rejected_clips: pd.DataFrame,
-    columns: int = 6,
-) -> Image.Image:
-    """A grid of each clip's middle frame, captioned with its motion score, or its rejection reason in red."""
-    reasons = dict(zip(rejected_clips.get("clip_id", []), rejected_clips.get("reason", []), strict=True))
+def render_contact_sheet(records: Records, clip_scores: pd.DataFrame, columns: int = 6) -> Image.Image:
+    """A grid of each clip's middle frame (the records' thumbnails), captioned with its motion score, or its
+    rejection reason in red."""
     tiles = []
-    for row in clip_scores.itertuples():
-        clip = clip_frames[row.clip_id]
-        frames = _shrink(clip[len(clip) // 2 : len(clip) // 2 + 1])
-        tile = Image.new("RGB", (frames.shape[2], frames.shape[1] + 28), "white")
-        tile.paste(Image.fromarray(frames[0]), (0, 0))
-        draw = ImageDraw.Draw(tile)
-        reason = reasons.get(row.clip_id)
-        caption = f"{row.clip_id[:28]}\nmotion {row.motion_score:.2f}" + (f" | {reason}" if reason else "")
-        draw.multiline_text((3, frames.shape[1] + 1), caption, fill="red" if reason else "black", spacing=1)
-        tiles.append(tile)
+    for video_id, clips in clip_scores.groupby("video_id", sort=False) if len(clip_scores) else []:
+        thumbnails = records[video_id]().thumbnails
+        for row in clips.itertuples():
+            frame = thumbnails[row.clip_id]
+            tile = Image.new("RGB", (frame.shape[1], frame.shape[0] + 28), "white")
+            tile.paste(Image.fromarray(frame), (0, 0))
+            draw = ImageDraw.Draw(tile)
+            caption = f"{row.clip_id[:28]}\nmotion {row.motion_score:.2f}" + (
+                f" | {row.reason}" if row.reason else ""
+            )
+            draw.multiline_text(
+                (3, frame.shape[0] + 1), caption, fill="red" if row.reason else "black", spacing=1
+            )
+            tiles.append(tile)
     if not tiles:
         return Image.new("RGB", (64, 64), "white")
     width, height = tiles[0].size
@@ -294,42 +243,26 @@ def render_contact_sheet(
 
 
 def select_clip_previews(
-    clip_frames: dict[str, np.ndarray], clip_table: pd.DataFrame, count: int
-) -> dict[str, np.ndarray]:
+    clip_frames: dict[str, Callable[[], np.ndarray]], clip_table: pd.DataFrame, count: int
+) -> dict[str, Callable[[], np.ndarray]]:
     """A few published clips, spread over the motion range, to look at in MLflow."""
     ordered = clip_table.sort_values("motion_score")
     picks = ordered.iloc[
         np.unique(np.linspace(0, len(ordered) - 1, min(count, len(ordered))).round().astype(int))
     ]
     return {
-        f"motion_{row.motion_score:05.2f}_{row.clip_id}": _shrink(clip_frames[row.clip_id], PREVIEW_WIDTH)
+        f"motion_{row.motion_score:05.2f}_{row.clip_id}": partial(_preview, clip_frames[row.clip_id])
         for row in picks.itertuples()
     }
 
 
-def _shrink(frames: np.ndarray, max_width: int = THUMBNAIL_WIDTH) -> np.ndarray:
-    """Frames no wider than max_width, aspect kept: 720p tiles and GIFs would be needlessly heavy."""
-    height, width = frames.shape[1:3]
-    if width <= max_width:
-        return frames
-    size = (max_width, round(height * max_width / width))
-    return np.stack([cv2.resize(frame, size, interpolation=cv2.INTER_AREA) for frame in frames])
-
-
-def _clip_id(video_id: str, index: int) -> str:
-    """Readable and unique: the file's stem, a hash of its full identity, the clip's index."""
-    stem = _slug(Path(video_id).stem)[:40]
-    digest = hashlib.sha1(video_id.encode()).hexdigest()[:8]
-    return f"{stem}-{digest}-{index:02d}"
+def _preview(load: Callable[[], np.ndarray]) -> np.ndarray:
+    return shrink(load(), PREVIEW_WIDTH)
 
 
 def _hash_fraction(identity: str, salt: str) -> float:
     digest = hashlib.sha256(f"{salt}:{identity}".encode()).hexdigest()
     return int(digest[:12], 16) / 16**12
-
-
-def _slug(text: str) -> str:
-    return re.sub(r"[^a-z0-9]+", "_", text.lower()).strip("_")
 
 
 def _empty_split_message(clip_candidates: pd.DataFrame) -> str | None:

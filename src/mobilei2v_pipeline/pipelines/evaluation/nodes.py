@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable
+from functools import partial
 from pathlib import Path
 from typing import Any
 
@@ -106,6 +107,51 @@ def model_rows(evaluation: dict[str, Any], teacher_steps: int) -> list[tuple[str
     return rows
 
 
+def row_names(evaluation: dict[str, Any], teacher_sampling: dict[str, float]) -> list[str]:
+    """`<model>_<steps>step` of every row, in the table's order."""
+    return [f"{model}_{steps}step" for model, steps in model_rows(evaluation, int(teacher_sampling["steps"]))]
+
+
+def _video_key(row: str, example: int) -> str:
+    """A row's video of one held-out example in `evaluation_videos`."""
+    return f"{row}/{example:04d}"
+
+
+class _Generator:
+    """Every model's image-to-video call on the held-out examples, with the models loaded once."""
+
+    def __init__(self, examples, vae, light_autoencoder, stats, clip_latents, model_files, sampling, threads):
+        self.examples, self.vae, self.stats = examples, vae.eval(), stats
+        self.light = load_light_autoencoder(light_autoencoder)
+        self.models = {name: load_denoiser(file) for name, file in model_files.items()}
+        self.latent_frames, self.shift, self.threads = (
+            clip_latents.shape[2],
+            float(sampling["shift"]),
+            threads,
+        )
+
+    def __call__(self, model: str, steps: int, i: int) -> tuple[np.ndarray, np.ndarray, dict[str, float]]:
+        row = self.examples["table"].iloc[i]
+        threads = torch.get_num_threads()
+        torch.set_num_threads(self.threads or threads)
+        try:
+            return generate_example(
+                self.models[model],
+                self.vae,
+                self.light,
+                self.stats,
+                self.examples["images"][i],
+                float(row["motion"]),
+                int(row["seed"]),
+                int(row["clip_number"]),
+                self.latent_frames,
+                steps,
+                self.shift,
+            )
+        finally:
+            torch.set_num_threads(threads)
+
+
 def generate_videos(
     examples: dict[str, Any],
     vae: Any,
@@ -117,131 +163,73 @@ def generate_videos(
     student2_model: dict[str, Any],
     teacher_sampling: dict[str, float],
     evaluation: dict[str, Any],
-) -> dict[str, Any]:
-    """Every row's videos for every example, with the median seconds of encoder, denoiser and decoder over
-    `latency_repeats` timed calls per example (one untimed call per row warms up first)."""
+) -> dict[str, Callable[[], np.ndarray]]:
+    """Every row's video of every held-out example, made one at a time as the videos dataset saves it: each
+    (2, frames, H, W, 3) uint8, the VAE's decode and the light decoder's decode of the same latents. Memory
+    holds one video, whatever the number of rows and examples."""
     models = {"teacher": teacher_model, "student1": student1_model, "student2": student2_model}
-    threads = torch.get_num_threads()
-    torch.set_num_threads(evaluation["threads"] or threads)
-    try:
-        light = load_light_autoencoder(light_autoencoder)
-        return _generate_rows(
-            examples,
-            vae.eval(),
-            light,
-            latent_stats,
-            clip_latents.shape[2],
-            models,
-            teacher_sampling,
-            evaluation,
-        )
-    finally:
-        torch.set_num_threads(threads)
+    generate = _Generator(
+        examples, vae, light_autoencoder, latent_stats, clip_latents, models, teacher_sampling, 0
+    )
+    rows = model_rows(evaluation, int(teacher_sampling["steps"]))
+    progress = tqdm(total=len(rows) * len(examples["table"]), desc="evaluation videos")
+
+    def video(model: str, steps: int, i: int) -> np.ndarray:
+        vae_video, light_video, _ = generate(model, steps, i)
+        progress.update()
+        return np.stack([vae_video, light_video])
+
+    return {
+        _video_key(f"{model}_{steps}step", i): partial(video, model, steps, i)
+        for model, steps in rows
+        for i in range(len(examples["table"]))
+    }
 
 
-def _generate_rows(examples, vae, light, stats, latent_frames, model_files, teacher_sampling, evaluation):
-    models = {name: load_denoiser(file) for name, file in model_files.items()}
-    shift, teacher_steps = float(teacher_sampling["shift"]), int(teacher_sampling["steps"])
-    table = examples["table"]
-    out: dict[str, Any] = {"rows": {}, "teacher_steps": teacher_steps}
-    rows = model_rows(evaluation, teacher_steps)
-    progress = tqdm(total=len(rows) * len(table), desc="evaluation")
-    for model, steps in rows:
-
-        def run(i: int, model=model, steps=steps) -> tuple[np.ndarray, np.ndarray, dict[str, float]]:
-            row = table.iloc[i]
-            return generate_example(
-                models[model],
-                vae,
-                light,
-                stats,
-                examples["images"][i],
-                float(row["motion"]),
-                int(row["seed"]),
-                int(row["clip_number"]),
-                latent_frames,
-                steps,
-                shift,
-            )
-
-        run(0)  # warm-up
-        videos, light_videos, timings = [], [], []
-        for i in range(len(table)):
-            calls = [run(i) for _ in range(evaluation["latency_repeats"])]
-            videos.append(calls[0][0])
-            light_videos.append(calls[0][1])
-            timings.append({part: float(np.median([c[2][part] for c in calls])) for part in calls[0][2]})
-            progress.update()
-        out["rows"][f"{model}_{steps}step"] = {
-            "model": model,
-            "steps": steps,
-            "videos": np.stack(videos),
-            "light_videos": np.stack(light_videos),
-            "seconds": pd.DataFrame(timings),
-        }
-    progress.close()
-    return out
-
-
-def evaluation_table(
-    generated: dict[str, Any], examples: dict[str, Any], evaluation: dict[str, Any]
+def time_rows(
+    examples: dict[str, Any],
+    vae: Any,
+    light_autoencoder: dict[str, Any],
+    latent_stats: dict[str, list[float]],
+    clip_latents: np.ndarray,
+    teacher_model: dict[str, Any],
+    student1_model: dict[str, Any],
+    student2_model: dict[str, Any],
+    teacher_sampling: dict[str, float],
+    evaluation: dict[str, Any],
 ) -> pd.DataFrame:
-    """One row per (model, steps): agreement with the teacher at N, first-frame fidelity, motion
-    adherence, temporal smoothness against the data's, the light decoder's fidelity, FVD or why not. Only
-    figures of the videos: the same models, seeds and config give the same table on every run."""
-    table = examples["table"]
-    reference = generated["rows"][_reference_row(generated)]["videos"]
-    data_jitter = float(np.mean([metrics.temporal_jitter(c) for c in examples["reference_clips"]]))
-    fvd = _fvd_scorer(evaluation["fvd"]["i3d_path"], examples["reference_clips"])
-    records = []
-    for name, row in generated["rows"].items():
-        videos = row["videos"]
-        # Frame 0 is the pinned image: agreement is measured on the frames the model generates.
-        psnr = [metrics.video_psnr(v[1:], r[1:]) for v, r in zip(videos, reference, strict=True)]
-        ssim = [metrics.video_ssim(v[1:], r[1:]) for v, r in zip(videos, reference, strict=True)]
-        first = [
-            metrics.video_psnr(v[:1], image[None])
-            for v, image in zip(videos, examples["images"], strict=True)
-        ]
-        measured = np.array([motion_score(v) for v in videos])
-        jitter = float(np.mean([metrics.temporal_jitter(v) for v in videos]))
-        light_fidelity = [metrics.video_psnr(a, b) for a, b in zip(row["light_videos"], videos, strict=True)]
-        records.append(
-            {
-                "row": name,
-                "model": row["model"],
-                "steps": row["steps"],
-                "psnr_vs_teacher": float(np.mean(psnr)),
-                "ssim_vs_teacher": float(np.mean(ssim)),
-                "first_frame_psnr": float(np.mean(first)),
-                "motion_measured": float(measured.mean()),
-                "motion_error": float(np.abs(measured - table["motion"].to_numpy()).mean()),
-                "motion_rel_error": metrics.mean_relative_error(measured, table["motion"].to_numpy()),
-                "motion_rank_corr": metrics.rank_correlation(table["motion"].to_numpy(), measured),
-                "temporal_jitter": jitter,
-                "smoothness_vs_data": jitter / data_jitter,
-                "light_psnr_vs_vae": float(np.mean(light_fidelity)),
-                **fvd(videos),
-            }
-        )
-    return pd.DataFrame(records)
-
-
-def latency_table(generated: dict[str, Any]) -> pd.DataFrame:
     """One row per (model, steps): the median ms per video of encoder, denoiser (all steps) and decoder,
-    end to end and per frame, with the VAE and with the light encoder and decoder, and the speed-up over
-    the teacher at N. Measured on this machine's clock: a rerun gives other numbers."""
+    end to end and per frame, with the VAE and with the light encoder and decoder, over `latency_repeats`
+    calls on each of the first `latency_examples` examples after a warm-up call, with `threads` torch
+    threads; and the speed-up over the teacher at N. Measured on this machine's clock: a rerun gives other
+    numbers."""
+    models = {"teacher": teacher_model, "student1": student1_model, "student2": student2_model}
+    generate = _Generator(
+        examples,
+        vae,
+        light_autoencoder,
+        latent_stats,
+        clip_latents,
+        models,
+        teacher_sampling,
+        evaluation["threads"],
+    )
+    timed = range(min(evaluation["latency_examples"], len(examples["table"])))
     records = []
-    for name, row in generated["rows"].items():
-        ms = 1000 * row["seconds"].median()
-        frames = row["videos"].shape[1]
+    for model, steps in tqdm(
+        model_rows(evaluation, int(teacher_sampling["steps"])), desc="evaluation timing"
+    ):
+        generate(model, steps, 0)  # warm-up
+        calls = [generate(model, steps, i) for i in timed for _ in range(evaluation["latency_repeats"])]
+        ms = 1000 * pd.DataFrame([seconds for *_, seconds in calls]).median()
+        frames = calls[0][0].shape[0]
         latency = float(ms["encoder"] + ms["denoiser"] + ms["decoder"])
         light = float(ms["light_encoder"] + ms["denoiser"] + ms["light_decoder"])
         records.append(
             {
-                "row": name,
-                "model": row["model"],
-                "steps": row["steps"],
+                "row": f"{model}_{steps}step",
+                "model": model,
+                "steps": steps,
                 "encoder_ms": float(ms["encoder"]),
                 "denoiser_ms": float(ms["denoiser"]),
                 "decoder_ms": float(ms["decoder"]),
@@ -254,19 +242,75 @@ def latency_table(generated: dict[str, Any]) -> pd.DataFrame:
             }
         )
     result = pd.DataFrame(records)
-    reference = result.set_index("row").loc[_reference_row(generated)]
+    reference = result.set_index("row").loc[f"{REFERENCE}_{int(teacher_sampling['steps'])}step"]
     result["speedup_vs_teacher"] = reference["latency_ms"] / result["latency_ms"]
     result["light_speedup_vs_teacher"] = reference["light_latency_ms"] / result["light_latency_ms"]
     return result
 
 
-def _reference_row(generated: dict[str, Any]) -> str:
-    return f"{REFERENCE}_{generated['teacher_steps']}step"
+def evaluation_table(
+    videos: dict[str, Callable[[], np.ndarray]],
+    examples: dict[str, Any],
+    teacher_sampling: dict[str, float],
+    evaluation: dict[str, Any],
+) -> pd.DataFrame:
+    """One row per (model, steps): agreement with the teacher at N, first-frame fidelity, motion
+    adherence, temporal smoothness against the data's, the light decoder's fidelity, FVD or why not. Only
+    figures of the videos, read one example at a time: the same models, seeds and config give the same
+    table on every run."""
+    table = examples["table"]
+    names = row_names(evaluation, teacher_sampling)
+    reference_row = f"{REFERENCE}_{int(teacher_sampling['steps'])}step"
+    data_jitter = float(np.mean([metrics.temporal_jitter(c) for c in examples["reference_clips"]]))
+    fvd = _fvd_scorer(evaluation["fvd"]["i3d_path"], examples["reference_clips"])
+    records = []
+    for name in tqdm(names, desc="evaluation figures"):
+        per_example = []
+        for i, image in enumerate(examples["images"]):
+            video, light_video = videos[_video_key(name, i)]()
+            reference = videos[_video_key(reference_row, i)]()[0]
+            per_example.append(
+                {
+                    # Frame 0 is the pinned image: agreement is measured on the frames the model generates.
+                    "psnr": metrics.video_psnr(video[1:], reference[1:]),
+                    "ssim": metrics.video_ssim(video[1:], reference[1:]),
+                    "first": metrics.video_psnr(video[:1], image[None]),
+                    "motion": motion_score(video),
+                    "jitter": metrics.temporal_jitter(video),
+                    "light": metrics.video_psnr(light_video, video),
+                }
+            )
+        scores = pd.DataFrame(per_example)
+        measured, asked = scores["motion"].to_numpy(), table["motion"].to_numpy()
+        model, steps = name.removesuffix("step").rsplit("_", 1)
+        records.append(
+            {
+                "row": name,
+                "model": model,
+                "steps": int(steps),
+                "psnr_vs_teacher": float(scores["psnr"].mean()),
+                "ssim_vs_teacher": float(scores["ssim"].mean()),
+                "first_frame_psnr": float(scores["first"].mean()),
+                "motion_measured": float(measured.mean()),
+                "motion_error": float(np.abs(measured - asked).mean()),
+                "motion_rel_error": metrics.mean_relative_error(measured, asked),
+                "motion_rank_corr": metrics.rank_correlation(asked, measured),
+                "temporal_jitter": float(scores["jitter"].mean()),
+                "smoothness_vs_data": float(scores["jitter"].mean()) / data_jitter,
+                "light_psnr_vs_vae": float(scores["light"].mean()),
+                **fvd(
+                    lambda name=name: np.stack([videos[_video_key(name, i)]()[0] for i in range(len(table))])
+                ),
+            }
+        )
+    return pd.DataFrame(records)
 
 
-def _fvd_scorer(i3d_path: str | None, real: np.ndarray) -> Callable[[np.ndarray], dict[str, Any]]:
-    """FVD of a row's videos against the real clips (the I3D and the real features are made once), or a
-    note saying why it was skipped."""
+def _fvd_scorer(
+    i3d_path: str | None, real: np.ndarray
+) -> Callable[[Callable[[], np.ndarray]], dict[str, Any]]:
+    """FVD of a row's videos (loaded when it is computed) against the real clips (the I3D and the real
+    features are made once), or a note saying why it was skipped."""
     if not i3d_path:
         note = {"fvd": float("nan"), "fvd_note": "skipped: no local I3D weights (evaluation.fvd.i3d_path)"}
         return lambda videos: note
@@ -276,7 +320,7 @@ def _fvd_scorer(i3d_path: str | None, real: np.ndarray) -> Callable[[np.ndarray]
             "I3D there or set it to null to skip FVD"
         )
     distance = FrechetVideoDistance(i3d_path, real)
-    return lambda videos: {"fvd": distance(videos), "fvd_note": f"I3D: {i3d_path}"}
+    return lambda videos: {"fvd": distance(videos()), "fvd_note": f"I3D: {i3d_path}"}
 
 
 # The figures of every row that go into evaluation.json as <row>_<figure>, and into measured/evaluation.json.
@@ -354,45 +398,53 @@ def plot_quality_and_latency(table: pd.DataFrame, latency: pd.DataFrame) -> Figu
 
 
 def side_by_side_grids(
-    generated: dict[str, Any], examples: dict[str, Any], evaluation: dict[str, Any]
-) -> dict[str, np.ndarray]:
-    """One video per held-out example: input image | the configured rows, left to right."""
-    table = examples["table"]
-    columns = [
-        generated["rows"][name]["videos"] for name in _configured_rows(generated, evaluation["grid_rows"])
-    ]
-    grids = {}
-    for i, row in table.iterrows():
-        frames = columns[0].shape[1]
-        image = np.repeat(examples["images"][i][None], frames, axis=0)
-        name = f"{row['clip_id']}_motion{row['motion']:g}_seed{row['seed']}"
-        grids[name] = np.concatenate([image, *(c[i] for c in columns)], axis=2)
-    return grids
+    videos: dict[str, Callable[[], np.ndarray]],
+    examples: dict[str, Any],
+    teacher_sampling: dict[str, float],
+    evaluation: dict[str, Any],
+) -> dict[str, Callable[[], np.ndarray]]:
+    """One video per held-out example, made when saved: input image | the configured rows, left to right."""
+    names = _configured_rows(teacher_sampling, evaluation["grid_rows"])
+
+    def grid(i: int) -> np.ndarray:
+        columns = [videos[_video_key(name, i)]()[0] for name in names]
+        image = np.repeat(examples["images"][i][None], columns[0].shape[0], axis=0)
+        return np.concatenate([image, *columns], axis=2)
+
+    return {
+        f"{row['clip_id']}_motion{row['motion']:g}_seed{row['seed']}": partial(grid, i)
+        for i, row in examples["table"].iterrows()
+    }
 
 
-def _configured_rows(generated: dict[str, Any], names: list[str]) -> list[str]:
+def _configured_rows(teacher_sampling: dict[str, float], names: list[str]) -> list[str]:
     """Row names as configured, `{N}` standing for the teacher's full step count (which differs per env)."""
-    return [name.replace("{N}", str(generated["teacher_steps"])) for name in names]
+    return [name.replace("{N}", str(int(teacher_sampling["steps"]))) for name in names]
 
 
 def motion_gifs(
-    generated: dict[str, Any], examples: dict[str, Any], evaluation: dict[str, Any]
-) -> dict[str, np.ndarray]:
-    """One video per held-out image, to compare models and motion at once: a band per configured row, top to
-    bottom, each a panel per motion score, left to right, all from the first seed's noise."""
+    videos: dict[str, Callable[[], np.ndarray]],
+    examples: dict[str, Any],
+    teacher_sampling: dict[str, float],
+    evaluation: dict[str, Any],
+) -> dict[str, Callable[[], np.ndarray]]:
+    """One video per held-out image, made when saved, to compare models and motion at once: a band per
+    configured row, top to bottom, each a panel per motion score, left to right, all from the first seed's
+    noise."""
     table = examples["table"]
-    names = _configured_rows(generated, evaluation["motion_gif_rows"])
-    gifs = {}
+    names = _configured_rows(teacher_sampling, evaluation["motion_gif_rows"])
     first_seed = table[table["seed"] == int(evaluation["seeds"][0])]
-    for clip, rows in first_seed.groupby("clip_id", sort=False):  # rows are in motion_scores order
+
+    def gif(rows: pd.DataFrame) -> np.ndarray:  # rows are in motion_scores order
         bands = []
         for name in names:
-            videos = generated["rows"][name]["videos"][rows.index]
-            band = np.concatenate(list(videos), axis=2)  # (T, H, panels * W, 3)
-            header = _band_header(name, rows["motion"].tolist(), videos.shape[3])
+            panels = [videos[_video_key(name, i)]()[0] for i in rows.index]
+            band = np.concatenate(panels, axis=2)  # (T, H, panels * W, 3)
+            header = _band_header(name, rows["motion"].tolist(), panels[0].shape[2])
             bands += [np.broadcast_to(header, (band.shape[0], *header.shape)), band]
-        gifs[str(clip)] = np.concatenate(bands, axis=1)
-    return gifs
+        return np.concatenate(bands, axis=1)
+
+    return {str(clip): partial(gif, rows) for clip, rows in first_seed.groupby("clip_id", sort=False)}
 
 
 def _band_header(name: str, motions: list[float], panel_width: int) -> np.ndarray:

@@ -4,40 +4,33 @@ from kedro.pipeline import Pipeline, node, pipeline
 
 from mobilei2v_pipeline.pipelines.evaluation import nodes
 
+MODELS = [
+    "evaluation_examples",
+    "vae",
+    "light_autoencoder",
+    "latent_stats",
+    "clip_latents",
+    "teacher_model",
+    "student1_model",
+    "student2_model",
+    "params:teacher.sampling",
+    "params:evaluation",
+]
+VIDEOS = ["evaluation_videos", "evaluation_examples", "params:teacher.sampling", "params:evaluation"]
+
 
 def create_pipeline(**kwargs) -> Pipeline:
     return pipeline(
         [
             node(
                 nodes.held_out_examples,
-                ["latent_table", "curated_clip_frames", "params:evaluation"],
+                ["latent_table", "curated_clips@frames", "params:evaluation"],
                 "evaluation_examples",
                 name="held_out_examples",
             ),
-            node(
-                nodes.generate_videos,
-                [
-                    "evaluation_examples",
-                    "vae",
-                    "light_autoencoder",
-                    "latent_stats",
-                    "clip_latents",
-                    "teacher_model",
-                    "student1_model",
-                    "student2_model",
-                    "params:teacher.sampling",
-                    "params:evaluation",
-                ],
-                "evaluation_videos",
-                name="generate_evaluation_videos",
-            ),
-            node(
-                nodes.evaluation_table,
-                ["evaluation_videos", "evaluation_examples", "params:evaluation"],
-                "evaluation_table",
-                name="evaluation_table",
-            ),
-            node(nodes.latency_table, "evaluation_videos", "evaluation_latency", name="latency_table"),
+            node(nodes.generate_videos, MODELS, "evaluation_videos", name="generate_evaluation_videos"),
+            node(nodes.time_rows, MODELS, "evaluation_latency", name="time_rows"),
+            node(nodes.evaluation_table, VIDEOS, "evaluation_table", name="evaluation_table"),
             node(
                 nodes.evaluation_metrics, "evaluation_table", "evaluation_metrics", name="evaluation_metrics"
             ),
@@ -53,18 +46,8 @@ def create_pipeline(**kwargs) -> Pipeline:
                 "evaluation_chart",
                 name="plot_quality_and_latency",
             ),
-            node(
-                nodes.side_by_side_grids,
-                ["evaluation_videos", "evaluation_examples", "params:evaluation"],
-                "evaluation_grids",
-                name="side_by_side_grids",
-            ),
-            node(
-                nodes.motion_gifs,
-                ["evaluation_videos", "evaluation_examples", "params:evaluation"],
-                "evaluation_motion_gifs",
-                name="motion_gifs",
-            ),
+            node(nodes.side_by_side_grids, VIDEOS, "evaluation_grids", name="side_by_side_grids"),
+            node(nodes.motion_gifs, VIDEOS, "evaluation_motion_gifs", name="motion_gifs"),
         ],
         tags="evaluation",
     )

@@ -10,7 +10,7 @@ def create_pipeline(**kwargs) -> Pipeline:
         [
             node(
                 nodes.export_samples,
-                ["latent_table", "clip_latents", "curated_clip_frames", "latent_stats", "params:export"],
+                ["latent_table", "clip_latents", "curated_clips@frames", "latent_stats", "params:export"],
                 "export_samples",
                 name="export_samples",
             ),

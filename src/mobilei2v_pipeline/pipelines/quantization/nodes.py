@@ -13,13 +13,16 @@ import numpy as np
 import onnx
 import pandas as pd
 import torch
+from onnx.external_data_helper import load_external_data_for_model
 from onnxruntime import quantization as ort_quant
+from onnxruntime.quantization.calibrate import save_tensors_data
 
 from mobilei2v_pipeline import onnx_runtime
 from mobilei2v_pipeline.figures import flat_figures
 from mobilei2v_pipeline.models import autoencoder as ae
 from mobilei2v_pipeline.models.flow import euler_sample
 from mobilei2v_pipeline.models.i2v import load_denoiser
+from mobilei2v_pipeline.pipelines.quantization.calibration import minmax_ranges
 
 logger = logging.getLogger(__name__)
 DENOISER_INPUTS = ("latents", "timesteps", "motion")
@@ -107,7 +110,8 @@ def quantize_models(
     quantization: dict[str, Any],
 ) -> dict[str, onnx.ModelProto]:
     """Static QDQ quantization of the configured graphs at every configured precision, calibrated on the
-    captured denoiser inputs that are not held out. Keys are "<precision>/<graph>"."""
+    captured denoiser inputs that are not held out (one calibration per graph, shared by its precisions).
+    Keys are "<precision>/<graph>"."""
     others = set(quantization["graphs"]) - {"denoiser"}
     if others:
         raise ValueError(
@@ -116,42 +120,70 @@ def quantize_models(
     calibration = {k: denoiser_inputs[k][~denoiser_inputs["held_out"]] for k in DENOISER_INPUTS}
     quantized = {}
     for graph in quantization["graphs"]:
-        model = onnx_models[graph]()
-        for precision, types in quantization["precisions"].items():
+        with tempfile.TemporaryDirectory() as tmp:
             started = time.perf_counter()
-            quantized[f"{precision}/{graph}"] = _quantize(model, calibration, types, quantization)
-            logger.info("Quantized %s to %s in %.1f s", graph, precision, time.perf_counter() - started)
+            calibrated = _Calibrated(onnx_models[graph](), calibration, quantization, Path(tmp))
+            logger.info("Calibrated %s in %.1f s", graph, time.perf_counter() - started)
+            for precision, types in quantization["precisions"].items():
+                started = time.perf_counter()
+                quantized[f"{precision}/{graph}"] = calibrated.quantize(types)
+                logger.info("Quantized %s to %s in %.1f s", graph, precision, time.perf_counter() - started)
     return quantized
 
 
-def _quantize(
-    model: onnx.ModelProto,
-    calibration: dict[str, np.ndarray],
-    types: dict[str, str],
-    settings: dict[str, Any],
-) -> onnx.ModelProto:
-    keep_types = set(settings["keep_float_ops"])
-    keep_nodes = module_nodes(model, settings["keep_float_modules"])
-    op_types = sorted({node.op_type for node in model.graph.node} - keep_types)
-    with tempfile.TemporaryDirectory() as tmp:
-        source, prepared, output = (Path(tmp) / f"{n}.onnx" for n in ("source", "prepared", "quantized"))
-        onnx.save(model, source)
-        # Shape inference and graph clean-up first, as ONNX Runtime's quantizer asks (node names survive it).
-        ort_quant.quant_pre_process(source, prepared, skip_symbolic_shape=True)
+class _Calibrated:
+    """A graph prepared for ONNX Runtime's static quantizer (shape inference and clean-up, which keep node
+    names), with the ops and modules kept in float and its calibration ranges: what every precision shares.
+    Files live in `folder`, the weights in external files that sessions map instead of copying."""
+
+    def __init__(
+        self, model: onnx.ModelProto, calibration: dict[str, np.ndarray], settings: dict, folder: Path
+    ):
+        self.settings, self.folder, self.calibration = settings, folder, calibration
+        self.keep_types = set(settings["keep_float_ops"])
+        self.keep_nodes = module_nodes(model, settings["keep_float_modules"])
+        self.op_types = sorted({node.op_type for node in model.graph.node} - self.keep_types)
+        self.method = ort_quant.CalibrationMethod[settings["calibrate_method"]]
+        source, self.prepared = folder / "source.onnx", folder / "prepared.onnx"
+        onnx.save(model, source, save_as_external_data=True, location="source.weights")
+        # Saving with external data moved the weights out of `model` (the caller's): put them back.
+        load_external_data_for_model(model, str(folder))
+        ort_quant.quant_pre_process(
+            source,
+            self.prepared,
+            skip_symbolic_shape=True,
+            save_as_external_data=True,
+            external_data_location="prepared.weights",
+        )
+        self.cache = None
+        if self.method == ort_quant.CalibrationMethod.MinMax:  # streamed: bounded memory at any size
+            count = len(next(iter(calibration.values())))
+            samples = lambda: (onnx_runtime.sample(calibration, i) for i in range(count))  # noqa: E731
+            ranges = minmax_ranges(self.prepared, samples, self.op_types, settings["calibration_budget_mb"])
+            self.cache = folder / "ranges.json"
+            save_tensors_data(ranges, self.cache)
+
+    def quantize(self, types: dict[str, str]) -> onnx.ModelProto:
+        output = self.folder / f"quantized-{types['weights']}-{types['activations']}.onnx"
+        # MinMax reads the ranges computed once; ONNX Runtime's histogram calibrators calibrate here.
+        reader = None if self.cache else _Inputs(self.calibration)
         ort_quant.quantize_static(
-            prepared,
+            self.prepared,
             output,
-            _Inputs(calibration),
+            reader,
             quant_format=ort_quant.QuantFormat.QDQ,
-            op_types_to_quantize=op_types,
-            nodes_to_exclude=sorted(keep_nodes),
-            per_channel=settings["per_channel"],
+            op_types_to_quantize=self.op_types,
+            nodes_to_exclude=sorted(self.keep_nodes),
+            per_channel=self.settings["per_channel"],
             activation_type=ort_quant.QuantType[types["activations"]],
             weight_type=ort_quant.QuantType[types["weights"]],
-            calibrate_method=ort_quant.CalibrationMethod[settings["calibrate_method"]],
+            calibrate_method=self.method,
+            use_external_data_format=True,
             extra_options={"ActivationSymmetric": False, "WeightSymmetric": True},
+            calibration_cache_path=self.cache,
         )
-        return float_inputs(onnx.load(output), lambda n: n.op_type in keep_types or n.name in keep_nodes)
+        keep = lambda n: n.op_type in self.keep_types or n.name in self.keep_nodes  # noqa: E731
+        return float_inputs(onnx.load(output), keep)
 
 
 def module_nodes(model: onnx.ModelProto, modules: list[str]) -> set[str]:
