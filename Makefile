@@ -14,7 +14,7 @@ export DVC_NO_ANALYTICS := 1
 export GX_ANALYTICS_ENABLED := False
 export HF_HUB_OFFLINE := 1
 
-.PHONY: setup run retrain test lint format bench ui lock
+.PHONY: setup run retrain test lint format bench ui lock paper-check
 
 setup: $(STAMP)  ## create .venv and install the pinned dependencies (fast when nothing changed)
 
@@ -26,6 +26,9 @@ $(STAMP): pyproject.toml constraints.txt
 
 run: setup  ## the whole pipeline on the default config, reproduced by DVC (reruns only what changed)
 	dvc repro
+
+paper-check: setup  ## every stage at the paper's shapes, counts cut (about an hour on 2 cores; not part of `make test`)
+	mobilei2v paper-check
 
 retrain: setup  ## what a scheduler calls: rerun what changed, gate the new model against the champion (exit 0 promoted, 3 kept)
 	mobilei2v retrain

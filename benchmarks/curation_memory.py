@@ -22,17 +22,15 @@ import argparse
 import json
 import os
 import shutil
-import subprocess
 import sys
 import tempfile
-import threading
-import time
 from pathlib import Path
 
 import psutil
 from report import log, machine_info, text_table
 
 from mobilei2v_pipeline.atomic_write import atomic_write_bytes
+from mobilei2v_pipeline.process_memory import run_sampled
 
 REPO = Path(__file__).resolve().parents[1]
 RESULTS_DIR = REPO / "benchmarks" / "results"
@@ -45,17 +43,6 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--workers", type=int, default=0, help="curation.workers (default 0: every core)")
     parser.add_argument("--output", type=Path, default=RESULTS_DIR / "curation_memory.json")
     return parser.parse_args(argv)
-
-
-def tree_rss_mb(process: psutil.Process) -> float:
-    """Resident memory of a process and all its descendants, in MB."""
-    total = 0
-    for member in [process, *process.children(recursive=True)]:
-        try:
-            total += member.memory_info().rss
-        except psutil.NoSuchProcess:
-            continue
-    return total / 2**20
 
 
 def run_curation(videos: int, workers: int, root: Path) -> dict:
@@ -74,25 +61,13 @@ def run_curation(videos: int, workers: int, root: Path) -> dict:
         f"synthetic.num_videos={videos},curation.workers={workers}",
     ]
     env = {**os.environ, "MLFLOW_TRACKING_URI": f"sqlite:///{root / 'mlflow.db'}", "TQDM_DISABLE": "1"}
-    start = time.perf_counter()
-    child = subprocess.Popen(command, cwd=root, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
-    watched, peak, done = psutil.Process(child.pid), [0.0], threading.Event()
-
-    def sample() -> None:
-        while not done.is_set():
-            peak[0] = max(peak[0], tree_rss_mb(watched))
-            time.sleep(0.1)
-
-    sampler = threading.Thread(target=sample, daemon=True)
-    sampler.start()
-    _, stderr = child.communicate()
-    done.set()
-    sampler.join()
-    wall = time.perf_counter() - start
-    if child.returncode:
-        raise RuntimeError(f"curation of {videos} videos failed:\n{stderr.decode()[-3000:]}")
+    with (root / "curation.log").open("w") as log:
+        code, wall, peak = run_sampled(command, root, env, log)
+    if code:
+        tail = (root / "curation.log").read_text()[-3000:]
+        raise RuntimeError(f"curation of {videos} videos failed:\n{tail}")
     figures = json.loads((root / "data/08_reporting/data_curation.json").read_text())
-    return {"videos": videos, "peak_rss_mb": peak[0], "wall_s": wall, "clips_kept": figures["clips_kept"]}
+    return {"videos": videos, "peak_rss_mb": peak, "wall_s": wall, "clips_kept": figures["clips_kept"]}
 
 
 def main(argv: list[str] | None = None) -> None:

@@ -28,9 +28,76 @@ def _loader(env: str, runtime_params: dict | None = None) -> OmegaConfigLoader:
     return OmegaConfigLoader(str(REPO / "conf"), env=env, runtime_params=runtime_params, **CONFIG_LOADER_ARGS)
 
 
-@pytest.mark.parametrize("env", ["base", "smoke", "paper"])
+@pytest.mark.parametrize("env", ["base", "smoke", "paper", "paper_check"])
 def test_every_env_passes_the_schemas(env):
     check_parameters(_loader(env)["parameters"])
+
+
+# What paper_check may set otherwise than paper: counts (videos, clips, steps, examples, samples, repeats),
+# what the counts force (the split fraction of two videos, one teacher step count per row), where its data
+# lives, and the model it registers. Every other setting of paper's is checked to be paper_check's too.
+PAPER_CHECK_CUTS = {
+    "synthetic": {"seed", "num_videos", "rejects"},
+    "curation": {"split.val_fraction"},
+    "clip_validation": {"min_clips_per_split"},
+    "autoencoder": {"evaluation_clips", "pretrained_path", "light.training"},
+    "teacher": {"pretrained_path", "sampling.steps", "validation_examples", "sample_examples", "training"},
+    "distillation": {"sample_examples", "trajectories", "stage1.training", "stage2.training"},
+    "evaluation": {"clips", "motion_scores", "seeds", "teacher_steps", "student1_steps", "student2_steps"}
+    | {"latency_examples", "latency_warmup", "grid_rows"},
+    "export": {"samples", "executorch.repeats"},
+    "quantization": {"latency_repeats", "calibration"},
+    "profiling": {"onnxruntime"},
+    "release": {"model_name"},
+}
+TRAINING_KEPT = ("learning_rate", "mixed_precision", "ema_decay", "gradient_accumulation_steps", "seed")
+
+
+def _flat(params: dict, prefix: str = "") -> dict:
+    out = {}
+    for key, value in params.items():
+        if isinstance(value, dict) and value:
+            out |= _flat(value, f"{prefix}{key}.")
+        else:
+            out[f"{prefix}{key}"] = value
+    return out
+
+
+def _cut(key: str) -> bool:
+    top, _, rest = key.partition(".")
+    if rest.endswith(("checkpoint_dir", "artifacts_dir")):
+        return True  # the data root: checked below
+    if "training." in rest and rest.endswith(TRAINING_KEPT):
+        return False  # the training recipe is the paper's, only its lengths are cut
+    return any(rest == cut or rest.startswith(cut + ".") for cut in PAPER_CHECK_CUTS.get(top, ()))
+
+
+def test_paper_check_is_paper_with_only_counts_cut_and_its_data_apart():
+    paper, check = _flat(_loader("paper")["parameters"]), _flat(_loader("paper_check")["parameters"])
+    differ = {k for k in paper.keys() | check.keys() if paper.get(k) != check.get(k)}
+    assert {k for k in differ if not _cut(k)} == set()
+    assert check["teacher.preset"] == "paper" and check["autoencoder.vae"] == "ltx"
+    assert (check["curation.clips.height"], check["curation.clips.width"]) == (720, 1280)
+    assert "random" in check["autoencoder.pretrained_path"].lower()
+    paths = [
+        v for k, v in check.items() if k.endswith(("checkpoint_dir", "artifacts_dir", "pretrained_path"))
+    ]
+    catalog = _flat(_loader("paper_check")["catalog"])
+    paths += [v for k, v in catalog.items() if k.endswith((".filepath", ".path"))]
+    assert len(paths) > 40 and [p for p in paths if p and not p.startswith("data/paper_check/")] == []
+
+
+def test_a_paper_check_session_resolves_its_catalog_under_its_own_data(project: Path):
+    """The run's hooks read conf/local too (credentials); the catalog must still use paper_check's globals."""
+    from kedro.framework.session import KedroSession
+    from kedro.framework.startup import bootstrap_project
+
+    (project / "conf/local/credentials.yml").write_text('qai_hub:\n  api_token: ""\n')
+    bootstrap_project(project)
+    with KedroSession.create(project_path=project, env="paper_check") as session:
+        catalog = session.load_context().catalog
+        clip_table = Path(str(catalog["clip_table"]._filepath)).relative_to(project)
+    assert clip_table == Path("data/paper_check/03_primary/clip_table.parquet")
 
 
 def test_each_parameter_file_has_its_schema():

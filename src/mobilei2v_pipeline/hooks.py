@@ -3,7 +3,6 @@ data and config."""
 
 from __future__ import annotations
 
-import contextlib
 import logging
 import os
 import random
@@ -12,10 +11,10 @@ from typing import Any
 
 import mlflow
 import numpy as np
-from kedro.config import MissingConfigException, OmegaConfigLoader
 from kedro.framework.hooks import hook_impl
 from kedro.io import DataCatalog
 from mlflow.tracking import MlflowClient
+from omegaconf import OmegaConf
 
 from mobilei2v_pipeline.data_version import data_version
 from mobilei2v_pipeline.git_state import git_state
@@ -67,10 +66,13 @@ class RunTrackingHook:
     def after_context_created(self, context) -> None:
         self._project_path = Path(context.project_path)
         self._env = context.env
-        # Secrets live in conf/local whatever the run's env (`--env smoke` reads base + smoke only).
-        local = OmegaConfigLoader(str(self._project_path / "conf"), base_env="base", default_run_env="local")
-        with contextlib.suppress(MissingConfigException):  # no credentials file
-            export_ai_hub_token(local["credentials"])
+        # Secrets live in conf/local whatever the run's env (`--env smoke` reads base + smoke only). Read with
+        # OmegaConf itself (for `${oc.env:...}`), not another Kedro config loader: that would re-register the
+        # process-wide `globals` resolver with conf/local's globals, and the run's catalog would resolve
+        # `${globals:data}` with them instead of its env's.
+        credentials = self._project_path / "conf" / "local" / "credentials.yml"
+        if credentials.is_file():
+            export_ai_hub_token(OmegaConf.to_container(OmegaConf.load(credentials), resolve=True))
 
     @hook_impl(trylast=True)  # after kedro-mlflow's hook has started the run
     def before_pipeline_run(self, run_params: dict[str, Any], catalog: DataCatalog) -> None:

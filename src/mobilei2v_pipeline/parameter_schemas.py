@@ -252,6 +252,7 @@ class Autoencoder(Schema):
     temporal_loss_weight: NonNegativeFloat
     crop_size: PositiveInt | None
     encode_batch_size: PositiveInt
+    evaluation_clips: PositiveInt | None
     latent_scale: Literal["per_channel", "shared"]
     checkpoint_dir: str
     training: Training
@@ -278,6 +279,7 @@ class Teacher(Schema):
     timesteps: Timesteps
     sampling: Sampling
     validation_examples: PositiveInt
+    sample_examples: PositiveInt
     checkpoint_dir: str
     training: Training
 
@@ -338,6 +340,7 @@ class Stage2(Schema):
 
 class Distillation(Schema):
     student_steps: PositiveInt
+    sample_examples: PositiveInt
     trajectories: Trajectories
     stage1: Stage1
     stage2: Stage2
@@ -364,6 +367,7 @@ class Evaluation(Schema):
     student1_steps: list[PositiveInt]
     student2_steps: list[PositiveInt]
     latency_examples: PositiveInt
+    latency_warmup: NonNegativeInt
     latency_repeats: PositiveInt
     threads: NonNegativeInt
     grid_rows: list[Row]

@@ -17,7 +17,7 @@ from mobilei2v_pipeline.models.light_autoencoder import (
     load_light_autoencoder,
 )
 from mobilei2v_pipeline.pipelines.autoencoder.light import LightAutoencoderTask, vae_targets
-from mobilei2v_pipeline.pipelines.autoencoder.task import AutoencoderTask, pooled_psnr, reconstruct
+from mobilei2v_pipeline.pipelines.autoencoder.task import AutoencoderTask, pooled_psnr
 from mobilei2v_pipeline.training.loop import config_from_params, train
 from mobilei2v_pipeline.video.clip_scores import motion_score
 
@@ -61,33 +61,35 @@ def evaluate_autoencoder(
     clip_table: pd.DataFrame,
     clip_frames: dict[str, Callable[[], np.ndarray]],
     clip_latents: np.ndarray,
-    latent_table: pd.DataFrame,
     history: pd.DataFrame,
     autoencoder: dict[str, Any],
     motion_reference_short_side: int,
 ) -> tuple[dict[str, float], np.ndarray]:
-    """What the autoencoders keep of the clips, on whole frames: the VAE's reconstruction PSNR on each split,
-    how much of the val clips' motion survives it (curation's motion score of the reconstruction over the
-    clip's), and the light decoder's PSNR on the val latents; plus a video of val clips beside both."""
+    """What the autoencoders keep of the clips, on whole frames: the VAE's reconstruction PSNR on each
+    split (the decode of the clips' cached latents), how much of the val clips' motion survives it
+    (curation's motion score of the reconstruction over the clip's), and the light decoder's PSNR on the val
+    latents; plus a video of val clips beside both. At most `autoencoder.evaluation_clips` clips per split
+    (null: all)."""
     metrics: dict[str, float] = {}
+    vae.eval()
+    height, width = int(clip_table["height"].iloc[0]), int(clip_table["width"].iloc[0])
     for split in ("train", "val"):
-        rows = clip_table["split"] == split
-        clips = stack_clips(clip_frames, clip_table.loc[rows, "clip_id"])
-        restored = reconstruct(vae, clips)
+        # clip_latents rows are clip_table's rows, in order (encode_latents).
+        rows = np.flatnonzero((clip_table["split"] == split).to_numpy())[: autoencoder["evaluation_clips"]]
+        clips = stack_clips(clip_frames, clip_table["clip_id"].iloc[rows])
+        restored = ae.to_uint8(vae_targets(vae, clip_latents[rows], height, width))
         metrics[f"vae_{split}_psnr_db"] = pooled_psnr(restored, clips)
-    # The loop ends on val: `clips` and `restored` are the val clips, in clip_table (= latent_table) order.
+    # The loop ends on val: `clips` and `restored` are the first val clips, in clip_table order.
     val, motion = (
         clips,
         motion_survival(
             restored,
-            clips_motion=clip_table.loc[rows, "motion_score"],
+            clips_motion=clip_table["motion_score"].iloc[rows],
             reference_short_side=motion_reference_short_side,
         ),
     )
     light = load_light_autoencoder(light_autoencoder)
-    light_decoded = light_decode(
-        light, clip_latents[(latent_table["split"] == "val").to_numpy()], *val.shape[2:4]
-    )
+    light_decoded = light_decode(light, clip_latents[rows], height, width)
     temporal, spatial = ae.compression(vae)
     metrics |= {
         **motion,

@@ -29,7 +29,6 @@ def create_pipeline(**kwargs) -> Pipeline:
                     "clip_table",
                     "curated_clips@frames",
                     "clip_latents",
-                    "latent_table",
                     "vae_training_history",
                     "params:autoencoder",
                     "params:curation.motion_reference_short_side",

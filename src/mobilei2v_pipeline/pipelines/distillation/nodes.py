@@ -65,18 +65,20 @@ def make_teacher_trajectories(
 
 
 def _task_inputs(
-    teacher_model, trajectories, clip_latents, latent_table, latent_stats, vae, stage: dict[str, Any]
+    teacher_model, trajectories, clip_latents, latent_table, latent_stats, vae, distillation, stage: str
 ) -> dict[str, Any]:
-    """The keyword arguments both stages' tasks share."""
+    """The keyword arguments both stages' tasks share; `val_clips` are the ones their samples show."""
+    settings = distillation[stage]
+    val_clips = latent_clips(clip_latents, latent_table, latent_stats, "val")
     return {
         "teacher_file": teacher_model,
         "train": Trajectories(**trajectories["train"]),
         "val": Trajectories(**trajectories["val"]),
-        "val_clips": latent_clips(clip_latents, latent_table, latent_stats, "val").head(2),
+        "val_clips": val_clips.head(distillation["sample_examples"]),
         "shift": trajectories["shift"],
         "vae": vae.eval(),
         "stats": latent_stats,
-        "settings": {k: v for k, v in stage.items() if k not in {"training", "checkpoint_dir"}},
+        "settings": {k: v for k, v in settings.items() if k not in {"training", "checkpoint_dir"}},
     }
 
 
@@ -93,7 +95,14 @@ def distill_stage1(
     stage = distillation["stage1"]
     task = TrajectoryRegressionTask(
         **_task_inputs(
-            teacher_model, teacher_trajectories, clip_latents, latent_table, latent_stats, vae, stage
+            teacher_model,
+            teacher_trajectories,
+            clip_latents,
+            latent_table,
+            latent_stats,
+            vae,
+            distillation,
+            "stage1",
         )
     )
     result = train(task, config_from_params(stage["training"]), stage["checkpoint_dir"])
@@ -124,7 +133,14 @@ def distill_stage2(
         student1_model,
         latent_clips(clip_latents, latent_table, latent_stats, "train"),
         **_task_inputs(
-            teacher_model, teacher_trajectories, clip_latents, latent_table, latent_stats, vae, stage
+            teacher_model,
+            teacher_trajectories,
+            clip_latents,
+            latent_table,
+            latent_stats,
+            vae,
+            distillation,
+            "stage2",
         ),
     )
     result = train(task, config_from_params(stage["training"]), stage["checkpoint_dir"])

@@ -181,7 +181,10 @@ class _StudentTask:
 
     def sample(self, model: nn.Module) -> np.ndarray:
         sampling = {"steps": self.sample_steps, "shift": self.shift}
-        return render_samples(self._student(model), self.vae, self.stats, self.val_clips, sampling, 2)
+        student = self._student(model)
+        return render_samples(
+            student, self.vae, self.stats, self.val_clips, sampling, len(self.val_clips.latents)
+        )
 
 
 def copy_of(model_file: dict[str, Any]) -> MobileI2VDenoiser:

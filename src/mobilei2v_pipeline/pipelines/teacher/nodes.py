@@ -78,6 +78,7 @@ def train_teacher(
         vae.eval(),
         latent_stats,
         teacher["gradient_checkpointing"],
+        teacher["sample_examples"],
     )
     result = train(task, config_from_params(teacher["training"]), teacher["checkpoint_dir"])
     model = task.build_model()
@@ -136,5 +137,10 @@ def render_teacher_samples(
     """Val examples as rows of input image | teacher video | ground truth, for MLflow."""
     clips = latent_clips(clip_latents, latent_table, latent_stats, "val")
     return render_samples(
-        load_denoiser(teacher_model), vae.eval(), latent_stats, clips, teacher["sampling"], 4
+        load_denoiser(teacher_model),
+        vae.eval(),
+        latent_stats,
+        clips,
+        teacher["sampling"],
+        teacher["sample_examples"],
     )

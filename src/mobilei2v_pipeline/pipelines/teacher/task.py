@@ -44,10 +44,11 @@ class TeacherTask:
         vae: torch.nn.Module,
         stats: dict[str, list[float]],
         gradient_checkpointing: bool = False,
+        sample_examples: int = 2,
     ):
         self.config, self.train_clips, self.val_clips = config, train, val
         self.timesteps, self.sampling, self.vae, self.stats = timesteps, sampling, vae, stats
-        self.gradient_checkpointing = gradient_checkpointing
+        self.gradient_checkpointing, self.sample_examples = gradient_checkpointing, sample_examples
         self.fingerprint = fingerprint(dataclasses.asdict(config), timesteps, train.latents, train.motion)
 
     def build_model(self) -> torch.nn.Module:
@@ -77,7 +78,9 @@ class TeacherTask:
         return {"val_loss": validation_loss(model, self.val_clips)}
 
     def sample(self, model) -> np.ndarray:
-        return render_samples(model, self.vae, self.stats, self.val_clips, self.sampling, examples=2)
+        return render_samples(
+            model, self.vae, self.stats, self.val_clips, self.sampling, examples=self.sample_examples
+        )
 
 
 @torch.no_grad()
