@@ -42,8 +42,9 @@ lint: setup
 format: setup
 	ruff check --fix . && ruff format .
 
-bench: setup  ## benchmarks: print tables, write JSON to benchmarks/results/ (about an hour: the paper-size quantization is 40 min)
+bench: setup  ## benchmarks: print tables, write JSON to benchmarks/results/ (about 1.5 hours on 2 cores)
 	python benchmarks/curation.py
+	python benchmarks/curation_memory.py
 	python benchmarks/attention.py
 	python benchmarks/denoiser.py
 	python benchmarks/mobile_attention.py

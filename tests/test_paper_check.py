@@ -53,7 +53,17 @@ def test_a_failed_stage_stops_the_check_and_the_report_says_which(tmp_path: Path
     assert "| second | failed (1) |" in (reports / "paper_check.md").read_text()
     assert "SyntaxError" in (reports / "logs/second.log").read_text()
 
-    assert [r.stage for r in paper_check.run_paper_check(project, ["third"])] == ["third"]
+    # Rerun from the failed stage after a fix: the report keeps the first stage's run and replaces the rest.
+    (project / "dvc.yaml").write_text((project / "dvc.yaml").read_text().replace("import(sys)", "pass"))
+    assert [r.stage for r in paper_check.run_paper_check(project, from_stage="second")] == ["second", "third"]
+    report = json.loads((reports / "paper_check.json").read_text())
+    assert [(s["stage"], s["exit_code"]) for s in report["stages"]] == [
+        ("first", 0),
+        ("second", 0),
+        ("third", 0),
+    ]
+    assert [r.stage for r in paper_check.run_paper_check(project, ["first"])] == ["first"]
+    assert len(json.loads((reports / "paper_check.json").read_text())["stages"]) == 3
     with pytest.raises(ValueError, match=r"unknown stages \['fourth'\]; the stages are"):
         paper_check.run_paper_check(project, ["fourth"])
 

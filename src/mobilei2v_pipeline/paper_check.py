@@ -96,16 +96,23 @@ def vae_parameters(project: Path) -> list[str]:
     return []
 
 
-def run_paper_check(project: Path, stages: list[str] | None = None) -> list[StageRun]:
-    """Run the stages (all by default) in order; stop at the first that fails."""
+def run_paper_check(
+    project: Path, stages: list[str] | None = None, from_stage: str | None = None
+) -> list[StageRun]:
+    """Run the stages (all by default, or these, or this one and those after it) in order; stop at the first
+    that fails. The report keeps the last run of the stages not run this time."""
     commands = stage_commands(project)
-    unknown = set(stages or []) - set(commands)
+    unknown = set(stages or []) | ({from_stage} if from_stage else set())
+    unknown -= set(commands)
     if unknown:
         raise ValueError(f"unknown stages {sorted(unknown)}; the stages are {list(commands)}")
+    if from_stage:
+        stages = list(commands)[list(commands).index(from_stage) :]
     reports = project / "data" / ENV / "08_reporting"
     (reports / "logs").mkdir(parents=True, exist_ok=True)
     env = {**os.environ, "KEDRO_ENV": ENV, "TQDM_DISABLE": os.environ.get("TQDM_DISABLE", "1")}
     bin_dir = Path(sys.executable).parent
+    earlier = previous_runs(reports)
     runs: list[StageRun] = []
     for name, command in commands.items():
         if stages and name not in stages:
@@ -120,14 +127,25 @@ def run_paper_check(project: Path, stages: list[str] | None = None) -> list[Stag
         logger.info(
             "paper-check: %s %s in %.0f s, peak %.0f MB", name, "ok" if code == 0 else "FAILED", wall, peak
         )
-        write_report(reports, runs)
+        done = {r.stage for r in runs}
+        write_report(reports, [r for r in earlier if r.stage not in done] + runs, list(commands))
         if code:
             break
     return runs
 
 
-def write_report(reports: Path, runs: list[StageRun]) -> None:
-    """paper_check.json (every stage's run) and paper_check.md (a table of wall time and peak memory)."""
+def previous_runs(reports: Path) -> list[StageRun]:
+    """The stage runs of the last report, if any."""
+    path = reports / "paper_check.json"
+    if not path.is_file():
+        return []
+    return [StageRun(**stage) for stage in json.loads(path.read_text())["stages"]]
+
+
+def write_report(reports: Path, runs: list[StageRun], order: list[str]) -> None:
+    """paper_check.json (every stage's last run, in the stages' order) and paper_check.md (a table of wall
+    time and peak memory)."""
+    runs = sorted(runs, key=lambda r: order.index(r.stage) if r.stage in order else len(order))
     total = {
         "wall_s": sum(r.wall_s for r in runs),
         "peak_rss_mb": max((r.peak_rss_mb for r in runs), default=0),

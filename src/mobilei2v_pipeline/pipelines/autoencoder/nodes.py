@@ -18,6 +18,7 @@ from mobilei2v_pipeline.models.light_autoencoder import (
 )
 from mobilei2v_pipeline.pipelines.autoencoder.light import LightAutoencoderTask, vae_targets
 from mobilei2v_pipeline.pipelines.autoencoder.task import AutoencoderTask, pooled_psnr
+from mobilei2v_pipeline.pipelines.evaluation.metrics import rank_correlation
 from mobilei2v_pipeline.training.loop import config_from_params, train
 from mobilei2v_pipeline.video.clip_scores import motion_score
 
@@ -105,7 +106,7 @@ def evaluate_autoencoder(
         metrics["vae_val_psnr_db"],
         metrics["vae_train_psnr_db"],
         metrics["vae_val_motion_ratio"],
-        metrics["vae_val_motion_spearman"],
+        metrics.get("vae_val_motion_spearman", float("nan")),
         metrics["light_val_psnr_db"],
     )
     shown = slice(0, 4)
@@ -121,10 +122,11 @@ def motion_survival(
     the rank correlation of the two (does a faster clip stay faster?)."""
     kept = np.array([motion_score(clip, reference_short_side) for clip in restored])
     source = clips_motion.to_numpy(dtype=float)
-    return {
-        "vae_val_motion_ratio": float(np.median(kept / np.maximum(source, 1e-6))),
-        "vae_val_motion_spearman": float(pd.Series(kept).corr(pd.Series(source), method="spearman")),
-    }
+    survival = {"vae_val_motion_ratio": float(np.median(kept / np.maximum(source, 1e-6)))}
+    spearman = rank_correlation(kept, source)
+    if np.isfinite(spearman):  # undefined for one clip, or when every clip moves alike
+        survival["vae_val_motion_spearman"] = spearman
+    return survival
 
 
 @torch.no_grad()
