@@ -341,6 +341,7 @@ class Stage2(Schema):
 class Distillation(Schema):
     student_steps: PositiveInt
     sample_examples: PositiveInt
+    gradient_checkpointing: bool
     trajectories: Trajectories
     stage1: Stage1
     stage2: Stage2

@@ -14,8 +14,12 @@ from kedro.config import OmegaConfigLoader
 
 from mobilei2v_pipeline.models.autoencoder import load_pretrained_vae
 from mobilei2v_pipeline.pipelines.distillation import nodes
-from mobilei2v_pipeline.pipelines.distillation.task import student_times_in_teacher_schedule
-from mobilei2v_pipeline.pipelines.teacher.nodes import denoiser_config
+from mobilei2v_pipeline.pipelines.distillation.task import (
+    DistributionMatchingTask,
+    TrajectoryRegressionTask,
+    student_times_in_teacher_schedule,
+)
+from mobilei2v_pipeline.pipelines.teacher.nodes import denoiser_config, latent_clips
 
 
 @pytest.fixture(scope="module")
@@ -91,3 +95,15 @@ def test_stage1_regression_and_stage2_distribution_matching_each_improve(inputs:
     val = history2["val_agreement_mse_1step"].dropna()
     assert val.iloc[-1] < val.iloc[0]  # closer to the teacher's N steps, in 1 step
     assert student2["config"] == student1["config"] == inputs["teacher_model"]["config"]
+
+
+def test_gradient_checkpointing_reaches_every_denoiser_of_both_stages(inputs: dict, tmp_path: Path):
+    distillation = _params(tmp_path) | {"gradient_checkpointing": True}
+    kwargs = [inputs[k] for k in ("teacher_model", "teacher_trajectories", "clip_latents", "latent_table")]
+    kwargs += [inputs["latent_stats"], inputs["vae"], distillation]
+    stage1 = TrajectoryRegressionTask(**nodes._task_inputs(*kwargs, "stage1"))
+    assert stage1.build_model().gradient_checkpointing
+    train = latent_clips(inputs["clip_latents"], inputs["latent_table"], inputs["latent_stats"], "train")
+    stage2 = DistributionMatchingTask(inputs["teacher_model"], train, **nodes._task_inputs(*kwargs, "stage2"))
+    networks = stage2.build_model()
+    assert all(n.gradient_checkpointing for n in (networks.student, networks.fake_score, networks.teacher))

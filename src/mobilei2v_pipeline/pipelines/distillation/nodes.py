@@ -79,6 +79,7 @@ def _task_inputs(
         "vae": vae.eval(),
         "stats": latent_stats,
         "settings": {k: v for k, v in settings.items() if k not in {"training", "checkpoint_dir"}},
+        "gradient_checkpointing": distillation["gradient_checkpointing"],
     }
 
 

@@ -148,10 +148,11 @@ class _StudentTask:
         vae: nn.Module,
         stats: dict[str, list[float]],
         settings: dict[str, Any],
+        gradient_checkpointing: bool = False,
     ):
         self.teacher_file, self.train_trajectories, self.val_trajectories = teacher_file, train, val
         self.val_clips, self.shift, self.vae, self.stats = val_clips, shift, vae, stats
-        self.settings = settings
+        self.settings, self.gradient_checkpointing = settings, gradient_checkpointing
         self.fingerprint = fingerprint(
             type(self).__name__, settings, train.states, *teacher_file["state_dict"].values()
         )
@@ -187,9 +188,12 @@ class _StudentTask:
         )
 
 
-def copy_of(model_file: dict[str, Any]) -> MobileI2VDenoiser:
-    """A trainable denoiser with a saved model's weights (load_state_dict copies them: no aliasing)."""
-    return load_denoiser(model_file).train()
+def copy_of(model_file: dict[str, Any], gradient_checkpointing: bool = False) -> MobileI2VDenoiser:
+    """A trainable denoiser with a saved model's weights (load_state_dict copies them: no aliasing);
+    `gradient_checkpointing` recomputes each block's activations in the backward pass, not keeping them."""
+    model = load_denoiser(model_file).train()
+    model.gradient_checkpointing = gradient_checkpointing
+    return model
 
 
 class TrajectoryRegressionTask(_StudentTask):
@@ -202,7 +206,7 @@ class TrajectoryRegressionTask(_StudentTask):
         return len(self.train_trajectories.times) - 1
 
     def build_model(self) -> nn.Module:
-        return copy_of(self.teacher_file)
+        return copy_of(self.teacher_file, self.gradient_checkpointing)
 
     def loss(self, model, batch, generator):
         states, motion = batch["states"], batch["motion"]
@@ -267,13 +271,15 @@ class DistributionMatchingTask(_StudentTask):
         self.fingerprint = fingerprint(self.fingerprint, *student_file["state_dict"].values())
 
     def build_model(self) -> nn.Module:
-        teacher = copy_of(self.teacher_file)
+        # The frozen teacher too: the adversarial loss backpropagates through its features to the student.
+        teacher = copy_of(self.teacher_file, self.gradient_checkpointing)
         discriminator = DiscriminatorHeads(
             teacher.config.hidden_size,
             self.settings["discriminator"]["blocks"],
             self.settings["discriminator"]["width"],
         )
-        return DistillationNetworks(copy_of(self.student_file), teacher, discriminator)
+        student = copy_of(self.student_file, self.gradient_checkpointing)
+        return DistillationNetworks(student, teacher, discriminator)
 
     def _student(self, model: nn.Module) -> nn.Module:
         return model.student
