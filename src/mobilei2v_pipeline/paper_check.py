@@ -59,13 +59,20 @@ def env_parameters(project: Path) -> dict:
 
 def write_random_vae(folder: Path, seed: int = 0) -> None:
     """A randomly initialised VAE of LTX-Video's architecture, saved in diffusers format (what the real one's
-    vae/ folder holds), with a note saying what it is."""
+    vae/ folder holds), with a note saying what it is. Its convolutions are drawn so activations keep their
+    scale (normal, std 1 / sqrt(fan-in)): with diffusers' own initialisation the decoder gives exactly 0, one
+    grey video for any latents, and every later PSNR would be infinite and every motion 0."""
     import torch
 
     from mobilei2v_pipeline.models import autoencoder as ae
 
     torch.manual_seed(seed)
     vae = ae.build_vae("ltx")
+    generator = torch.Generator().manual_seed(seed)
+    with torch.no_grad():
+        for module in vae.modules():
+            if isinstance(module, torch.nn.Conv2d | torch.nn.Conv3d):
+                module.weight.normal_(0.0, module.weight[0].numel() ** -0.5, generator=generator)
     partial = folder.with_name(folder.name + ".partial")  # renamed when whole: a killed write is not reused
     shutil.rmtree(partial, ignore_errors=True)
     vae.ltx.save_pretrained(partial)
