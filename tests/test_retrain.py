@@ -19,7 +19,6 @@ from pathlib import Path
 
 import pandas as pd
 import pytest
-import yaml
 from conftest import init_dvc_repo
 from mlflow.tracking import MlflowClient
 
@@ -160,12 +159,16 @@ def test_a_worse_challenger_is_rejected_and_the_champion_keeps_its_alias(schedul
 def test_new_raw_videos_rerun_the_chain_even_through_a_killed_retrain(scheduled: Path):
     champion = _champion()
     challenger = json.loads((scheduled / RELEASE).read_text())["challenger_version"]
-    curation = yaml.safe_load((scheduled / "conf/smoke/parameters_data_curation.yml").read_text())[
-        "synthetic"
+    new_videos = [
+        BIN / "mobilei2v",
+        "synthesize",
+        "--out",
+        "data/01_raw/videos",
+        "--env",
+        "smoke",
+        "--seed",
+        "3",
     ]
-    new_videos = [BIN / "mobilei2v", "synthesize", "--out", "data/01_raw/videos", "--seed", "3"]
-    for option in ("num_videos", "width", "height", "fps", "seconds"):
-        new_videos += [f"--{option.replace('_', '-')}", str(curation[option])]
     subprocess.run(new_videos, cwd=scheduled, check=True, capture_output=True)
 
     log = scheduled.parent / "killed_retrain.log"

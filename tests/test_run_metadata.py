@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 import subprocess
 from pathlib import Path
@@ -22,6 +23,20 @@ def test_data_version_follows_the_content_of_the_raw_videos(tmp_path: Path):
     video.write_bytes(b"two")
     assert data_version({"a.mp4": video}, {"seed": 1}) != first
     assert first.startswith("raw-")
+
+
+def test_data_version_reads_a_video_again_only_when_its_size_or_time_changed(tmp_path: Path):
+    video, cache = tmp_path / "a.mp4", tmp_path / "cache" / "hashes.json"
+    video.write_bytes(b"one")
+    first = data_version({"a.mp4": video}, {}, cache)
+    assert first == data_version({"a.mp4": video}, {})  # the same version with or without the cache
+    # A cached hash is trusted while size and time match (here a stale one, to show it was not re-read) ...
+    entry = json.loads(cache.read_text())[str(video.resolve())]
+    cache.write_text(json.dumps({str(video.resolve()): entry | {"sha256": "stale"}}))
+    assert data_version({"a.mp4": video}, {}, cache) != first
+    # ... and a changed file is hashed again.
+    video.write_bytes(b"three")
+    assert data_version({"a.mp4": video}, {}, cache) == data_version({"a.mp4": video}, {})
 
 
 def test_data_version_of_synthetic_data_follows_the_generator_settings():

@@ -21,21 +21,28 @@ def main() -> None:
 
 @main.command()
 @click.option("--out", "out_dir", type=click.Path(file_okay=False, path_type=Path), required=True)
-@click.option("--num-videos", default=8, show_default=True)
-@click.option("--width", default=320, show_default=True)
-@click.option("--height", default=180, show_default=True)
-@click.option("--fps", default=24.0, show_default=True)
-@click.option("--seconds", default=3.0, show_default=True)
-@click.option("--seed", default=42, show_default=True)
-def synthesize(
-    out_dir: Path, num_videos: int, width: int, height: int, fps: float, seconds: float, seed: int
-) -> None:
-    """Write seeded synthetic MP4 videos (moving sprites over panning textures) to OUT."""
+@click.option("--num-videos", type=int, help="default: the project's synthetic.num_videos")
+@click.option("--width", type=int, help="default: synthetic.width")
+@click.option("--height", type=int, help="default: synthetic.height")
+@click.option("--fps", type=float, help="default: synthetic.fps")
+@click.option("--seconds", type=float, help="default: synthetic.seconds")
+@click.option("--seed", type=int, help="default: synthetic.seed")
+@click.option("--env", default=None, help="Kedro env whose synthetic settings are the defaults")
+def synthesize(out_dir: Path, env: str | None, **given: int | float | None) -> None:
+    """Write seeded synthetic MP4 videos (moving sprites over panning textures) to OUT, with the generator
+    settings of this project's config (parameters_data_curation.yml's `synthetic`), those given overriding
+    them; no deliberately bad videos."""
+    from kedro.utils import find_kedro_project
+
+    from mobilei2v_pipeline.project_config import load_config
     from mobilei2v_pipeline.video.synthetic import plan_synthetic_videos, synthetic_video_bytes
 
-    specs = plan_synthetic_videos(
-        seed, num_videos, width, height, fps, seconds, min_speed=0.1, max_speed=6.0, num_sprites=4, rejects={}
-    )
+    root = find_kedro_project(Path.cwd())
+    if root is None:
+        raise click.ClickException(f"{Path.cwd()} is not inside a mobilei2v-pipeline project")
+    settings = load_config(root, env)["synthetic"] | {k: v for k, v in given.items() if v is not None}
+    settings["rejects"] = {}
+    specs = plan_synthetic_videos(**settings)
     with click.progressbar(specs, label="synthesize", item_show_func=lambda s: s and s.name) as bar:
         for spec in bar:
             atomic_write_bytes(out_dir / f"{spec.name}.mp4", synthetic_video_bytes(spec))
@@ -109,31 +116,35 @@ def import_checkpoint_command(src: Path, out_path: Path, preset_name: str) -> No
     show_default=True,
     help="motion score (pixels per frame at 256p), within the range of the train clips' scores",
 )
-@click.option("--steps", default=20, show_default=True, type=click.IntRange(min=1), help="sampling steps")
+@click.option(
+    "--steps",
+    type=click.IntRange(min=1),
+    help="sampling steps (default: the env's: teacher.sampling.steps, distillation.student_steps, 1)",
+)
 @click.option("--out", "out_path", type=click.Path(dir_okay=False, path_type=Path), required=True)
 @click.option(
     "--model", default="teacher", type=click.Choice(["teacher", "student1", "student2"]), show_default=True
 )
 @click.option("--env", default=None, help="Kedro env whose trained models to use (default: base + local)")
 @click.option("--seed", default=0, show_default=True)
-@click.option("--shift", default=3.0, show_default=True, help="timestep shift of the sampler")
+@click.option("--shift", type=float, help="timestep shift of the sampler (default: teacher.sampling.shift)")
 @click.option("--fps", default=8.0, show_default=True)
 def generate(
     image_path: Path,
     motion: float,
-    steps: int,
+    steps: int | None,
     out_path: Path,
     model: str,
     env: str | None,
     seed: int,
-    shift: float,
+    shift: float | None,
     fps: float,
 ) -> None:
     """Make a video from IMAGE with a trained model of this project, and write it to OUT (MP4)."""
     from mobilei2v_pipeline.generate import generate_video
 
     seconds = time.perf_counter()
-    frames = generate_video(image_path, motion, steps, model, env, seed, shift, Path.cwd())
+    frames, steps = generate_video(image_path, motion, steps, model, env, seed, shift, Path.cwd())
     atomic_write_bytes(out_path, encode_mp4(frames, fps))
     click.echo(
         f"wrote {out_path}: {len(frames)} frames of {frames.shape[2]}x{frames.shape[1]}, motion {motion}, "
@@ -243,12 +254,12 @@ def retrain_command(env: str | None, wait_s: float) -> None:
     """
     import logging
 
-    from mobilei2v_pipeline.retrain import retrain
+    from mobilei2v_pipeline.retrain import KEPT, PROMOTED, retrain
 
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     logging.getLogger("dvc").setLevel(logging.INFO)  # "Running stage ..." lines, as `dvc repro` prints them
     run = retrain(Path.cwd(), env, wait_s)
-    failed = run.exit_code not in (0, 3)
+    failed = run.exit_code not in (PROMOTED, KEPT)
     click.echo(f"retrain {run.outcome} (exit {run.exit_code}): {run.message}", err=failed)
     raise SystemExit(run.exit_code)
 

@@ -4,7 +4,9 @@ from __future__ import annotations
 
 import contextlib
 from pathlib import Path
+from typing import Any
 
+import av
 import click
 import numpy as np
 import pandas as pd
@@ -18,22 +20,27 @@ from PIL import Image, ImageOps, UnidentifiedImageError
 
 from mobilei2v_pipeline.models import autoencoder as ae
 from mobilei2v_pipeline.models.i2v import image_to_video, load_denoiser
+from mobilei2v_pipeline.video.decode import cover_and_crop
 
 
 def generate_video(
     image_path: Path,
     motion: float,
-    steps: int,
+    steps: int | None,
     model: str,
     env: str | None,
     seed: int,
-    shift: float,
+    shift: float | None,
     start: Path,
-) -> np.ndarray:
-    """Frames (T, H, W, 3) uint8 of a video whose first frame is the image, resized to the trained size."""
+) -> tuple[np.ndarray, int]:
+    """Frames (T, H, W, 3) uint8 of a video whose first frame is the image, resized to the trained size, and
+    the steps taken. Without `steps` or `shift`, the env's: the teacher's sampling steps, the students'
+    distilled steps, the teacher's shift."""
     image = read_image(image_path)
     root = _project_root(start)
-    catalog = _catalog(root, env)
+    catalog, parameters = _config(root, env)
+    steps = steps or model_steps(model, parameters)
+    shift = shift if shift is not None else float(parameters["teacher"]["sampling"]["shift"])
     with contextlib.chdir(root):  # catalog paths are relative to the project
         if not catalog.exists(f"{model}_model"):
             pipeline = "teacher" if model == "teacher" else "distillation"
@@ -49,11 +56,12 @@ def generate_video(
             catalog.load("latent_table"),
         )
     frames, height, width = (int(table[c].iloc[0]) for c in ("frames", "height", "width"))
-    pixels = ae.to_model_range(_cover(image, height, width)[None, None])[0, :, 0]
+    upright = av.VideoFrame.from_ndarray(np.ascontiguousarray(image), format="rgb24")
+    pixels = ae.to_model_range(cover_and_crop(upright, height, width)[None, None])[0, :, 0]
     video = image_to_video(
         denoiser, vae, stats, pixels, motion, frames, steps, shift, torch.Generator().manual_seed(seed)
     )
-    return ae.to_uint8(video)[0]
+    return ae.to_uint8(video)[0], steps
 
 
 def check_motion(motion: float, model: str, clip_table: pd.DataFrame) -> None:
@@ -78,15 +86,6 @@ def read_image(path: Path) -> np.ndarray:
         raise click.ClickException(f"image {path}: not a readable image ({exc})") from exc
 
 
-def _cover(image: np.ndarray, height: int, width: int) -> np.ndarray:
-    """Resize so the image covers height x width, then crop the centre (as curation does to clips)."""
-    scale = max(height / image.shape[0], width / image.shape[1])
-    size = (max(width, round(image.shape[1] * scale)), max(height, round(image.shape[0] * scale)))
-    resized = np.asarray(Image.fromarray(image).resize(size, Image.Resampling.LANCZOS))
-    top, left = (resized.shape[0] - height) // 2, (resized.shape[1] - width) // 2
-    return resized[top : top + height, left : left + width]
-
-
 def _project_root(start: Path) -> Path:
     root = find_kedro_project(start.resolve())
     if root is None:
@@ -96,7 +95,14 @@ def _project_root(start: Path) -> Path:
     return root
 
 
-def _catalog(root: Path, env: str | None) -> DataCatalog:
+def _config(root: Path, env: str | None) -> tuple[DataCatalog, dict[str, Any]]:
     bootstrap_project(root)
     loader = OmegaConfigLoader(str(root / settings.CONF_SOURCE), env=env, **settings.CONFIG_LOADER_ARGS)
-    return DataCatalog.from_config(loader["catalog"])
+    return DataCatalog.from_config(loader["catalog"]), loader["parameters"]
+
+
+def model_steps(model: str, parameters: dict[str, Any]) -> int:
+    """The sampling steps a model was made for: the teacher's, stage 1's student's, 1 for stage 2's."""
+    steps = {"teacher": parameters["teacher"]["sampling"]["steps"]}
+    steps |= {"student1": parameters["distillation"]["student_steps"], "student2": 1}
+    return int(steps[model])

@@ -45,7 +45,7 @@ def run_tags(
         **git_state(project_path),
         "kedro_env": env or "base",
         "pipeline": pipeline,
-        "data_version": data_version(user_videos, synthetic),
+        "data_version": data_version(user_videos, synthetic, project_path / ".cache" / "video_hashes.json"),
         "seed": str(seed),
     }
 

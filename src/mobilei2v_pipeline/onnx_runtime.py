@@ -56,15 +56,6 @@ def size_mb(model: onnx.ModelProto) -> float:
     return model.ByteSize() / 2**20
 
 
-def psnr_db(output: np.ndarray, reference: np.ndarray) -> float:
-    """PSNR of a graph's `output` against `reference`, with the reference's value range as the peak (videos
-    use `models.autoencoder.psnr`, whose peak is the pixel range)."""
-    reference = np.asarray(reference, dtype=np.float64)
-    mse = float(np.mean((np.asarray(output, dtype=np.float64) - reference) ** 2))
-    peak = float(reference.max() - reference.min()) or 1.0
-    return float("inf") if mse == 0 else 10 * np.log10(peak**2 / mse)
-
-
 def time_runs(
     model: ort.InferenceSession, inputs: dict[str, np.ndarray], repeats: int, warmup: int = 2
 ) -> np.ndarray:

@@ -3,7 +3,7 @@
 from kedro.framework.project import find_pipelines
 from kedro.pipeline import Pipeline
 
-# The order of the flow in DESIGN.md; a stage appears here once its pipeline exists.
+# The order of the flow in docs/design.md; a stage appears here once its pipeline exists.
 STAGES = [
     "data_curation",
     "autoencoder",

@@ -14,8 +14,7 @@ from kedro.framework.project import pipelines
 from kedro.framework.session import KedroSession
 from kedro.framework.startup import bootstrap_project
 
-from mobilei2v_pipeline.data_version import data_version
-from mobilei2v_pipeline.git_state import git_state
+from mobilei2v_pipeline.hooks import run_tags
 
 
 def run_training_node(pipeline: str, name: str, env: str | None, root: Path) -> list[str]:
@@ -30,9 +29,9 @@ def run_training_node(pipeline: str, name: str, env: str | None, root: Path) -> 
         main = int(os.environ.get("RANK", "0")) == 0
         with mlflow.start_run(run_name=name) if main else contextlib.nullcontext():
             if main:
-                version = data_version(catalog.load("user_videos"), catalog.load("params:synthetic"))
-                tags = {"kedro_env": env or "base", "pipeline": pipeline, "data_version": version}
-                mlflow.set_tags({**git_state(root), **tags})
+                user_videos, synthetic = catalog.load("user_videos"), catalog.load("params:synthetic")
+                seed = int(catalog.load("params:seed"))
+                mlflow.set_tags(run_tags(root, env, pipeline, user_videos, synthetic, seed))
             outputs = node.run(inputs)
             if main:
                 for name, data in outputs.items():

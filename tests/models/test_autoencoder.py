@@ -21,12 +21,12 @@ from mobilei2v_pipeline.models.autoencoder import (
     latent_stats,
     load_pretrained_vae,
     normalize,
-    psnr,
     to_model_range,
     to_uint8,
     vae_loss,
 )
 from mobilei2v_pipeline.models.config import get_preset
+from mobilei2v_pipeline.psnr import MODEL_RANGE_PEAK, psnr_db
 
 
 def micro_vae(seed: int = 0):
@@ -144,7 +144,7 @@ def test_vae_loss_backpropagates_and_a_few_steps_reduce_the_reconstruction_error
     optimizer = torch.optim.Adam(vae.parameters(), lr=1e-3)
     generator = torch.Generator().manual_seed(0)
     with torch.no_grad():
-        before = psnr(decode(vae.eval(), encode(vae, video), 64, 112), video)
+        before = psnr_db(decode(vae.eval(), encode(vae, video), 64, 112), video, MODEL_RANGE_PEAK)
     vae.train()
     history = []
     for _ in range(30):
@@ -160,7 +160,7 @@ def test_vae_loss_backpropagates_and_a_few_steps_reduce_the_reconstruction_error
         history.append(parts["reconstruction"])
     assert vae.ltx.encoder.conv_in.conv.weight.grad.abs().sum() > 0
     with torch.no_grad():
-        after = psnr(decode(vae.eval(), encode(vae, video), 64, 112), video)
+        after = psnr_db(decode(vae.eval(), encode(vae, video), 64, 112), video, MODEL_RANGE_PEAK)
     assert np.mean(history[-5:]) < 0.7 * np.mean(history[:5])
     assert after > before + 2
 
@@ -192,15 +192,6 @@ def test_shared_latent_scale_keeps_the_channels_relative_sizes() -> None:
         latent_stats(latents, scale="global")
 
 
-def test_psnr() -> None:
-    video = moving_waves(batch=2)
-    assert psnr(video, video) == math.inf
-    # A constant error of 0.1 on a range of 2: 10 log10(4 / 0.01) = 26.02 dB.
-    assert psnr(video, video + 0.1) == pytest.approx(26.02, abs=0.01)
-    noise = torch.rand(video.shape, generator=torch.Generator().manual_seed(0)) * 2 - 1
-    assert psnr(video, noise) < 10
-
-
 def test_missing_pretrained_folder_names_the_path(tmp_path: Path) -> None:
     missing = tmp_path / "ltx-video-vae"
     with pytest.raises(FileNotFoundError, match="ltx-video-vae") as error:
@@ -225,7 +216,7 @@ def test_ltx_preset_is_the_real_32x_8x_128_channel_vae() -> None:
         ltx = build_vae("ltx")
     assert compression(ltx) == (8, 32)
     assert ltx.latent_channels == 128 and ltx.patch_encoder is None
-    # DESIGN.md: 17 frames of 720x1280 -> 128 x 3 x 23 x 40 (720 / 32 = 22.5 is padded to 23).
+    # docs/design.md: 17 frames of 720x1280 -> 128 x 3 x 23 x 40 (720 / 32 = 22.5 is padded to 23).
     assert latent_shape(ltx, 17, 720, 1280) == (128, 3, 23, 40)
 
 
@@ -261,8 +252,8 @@ def test_the_linear_path_starts_the_vae_at_the_pca_code_of_its_clips() -> None:
         # (Up to frame 0, which the encoder sees 8 times and the decoder makes once.)
         again = encode(fitted, decode(fitted, latents, 64, 112))
         torch.testing.assert_close(again, latents, atol=1e-2, rtol=0)
-        assert psnr(decode(fitted, latents, 64, 112), video) > 30
-        assert psnr(decode(unfitted, encode(unfitted, video), 64, 112), video) < 15
+        assert psnr_db(decode(fitted, latents, 64, 112), video, MODEL_RANGE_PEAK) > 30
+        assert psnr_db(decode(unfitted, encode(unfitted, video), 64, 112), video, MODEL_RANGE_PEAK) < 15
 
 
 def test_a_plain_ltx_vae_folder_loads_wrapped_and_computes_the_same(tmp_path: Path) -> None:

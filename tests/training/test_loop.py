@@ -11,6 +11,7 @@ import torch
 from mobilei2v_pipeline.training.loop import (
     Phase,
     TrainingConfig,
+    TrainingTask,
     batch_indices,
     checkpoints,
     config_from_params,
@@ -18,7 +19,7 @@ from mobilei2v_pipeline.training.loop import (
 )
 
 
-class ToyTask:
+class ToyTask(TrainingTask):
     """y = X w; the loss adds input noise from the step's generator, so resume must replay it exactly."""
 
     name = "toy"

@@ -336,9 +336,3 @@ def denormalize(latents: torch.Tensor, stats: dict[str, list[float]]) -> torch.T
     """Inverse of `normalize`: back to the VAE's latent scale, ready to decode."""
     mean, std = _stats_tensors(stats, latents)
     return latents * std + mean
-
-
-def psnr(a: torch.Tensor, b: torch.Tensor, data_range: float = 2.0) -> float:
-    """Peak signal-to-noise ratio in dB, per video then averaged over the batch; inf for identical videos."""
-    mse = (a.float() - b.float()).pow(2).flatten(1).mean(dim=1)
-    return float((10 * torch.log10(data_range**2 / mse)).mean())

@@ -12,7 +12,7 @@ ROPE_BASE_GRID = 16
 
 @dataclass(frozen=True)
 class DenoiserConfig:
-    """The MobileI2V denoiser. Defaults are the paper's 270M model (DESIGN.md section 3)."""
+    """The MobileI2V denoiser. Defaults are the paper's 270M model (docs/design.md, section 3)."""
 
     latent_channels: int = 128
     hidden_size: int = 1152

@@ -1,4 +1,4 @@
-"""The MobileI2V denoiser: a Sana-style linear DiT over video latents (DESIGN.md section 3).
+"""The MobileI2V denoiser: a Sana-style linear DiT over video latents (docs/design.md, section 3).
 
 Latents (B, C, T, H, W) become one token per latent cell (patch size 1), time-major. Blocks listed in
 `config.softmax_blocks` use softmax attention, the others ReLU linear attention; every block has a Mix-FFN.

@@ -1,8 +1,8 @@
 """Rectified flow for image-to-video: the noising path, the training target, timestep draws and the Euler
 sampler. Latents are (B, C, T, H, W); latent frame 0 is the clean image latent (first-frame conditioning).
 
-Convention (DESIGN.md): x_t = (1 - t) x_0 + t eps, the network predicts v = eps - x_0, t = 0 is clean data
-and t = 1 pure noise, so sampling integrates dx/dt = v from t = 1 down to t = 0.
+Convention (docs/design.md): x_t = (1 - t) x_0 + t eps, the network predicts v = eps - x_0, t = 0 is clean
+data and t = 1 pure noise, so sampling integrates dx/dt = v from t = 1 down to t = 0.
 """
 
 from __future__ import annotations

@@ -3,14 +3,62 @@
 from __future__ import annotations
 
 import dataclasses
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
 from typing import Any
 
+import numpy as np
+import pandas as pd
 import torch
 
 from mobilei2v_pipeline.models import autoencoder as ae
 from mobilei2v_pipeline.models.config import DenoiserConfig
 from mobilei2v_pipeline.models.denoiser import MobileI2VDenoiser
 from mobilei2v_pipeline.models.flow import Denoiser, euler_sample
+
+
+@dataclass
+class LatentClips:
+    """Normalised latents (N, C, T, h, w), their motion scores (N,), and the pixel size of the clips."""
+
+    latents: torch.Tensor
+    motion: torch.Tensor
+    height: int
+    width: int
+
+    def head(self, count: int) -> LatentClips:
+        return LatentClips(self.latents[:count], self.motion[:count], self.height, self.width)
+
+
+def latent_clips(
+    latents: np.ndarray, table: pd.DataFrame, stats: dict[str, list[float]], split: str
+) -> LatentClips:
+    """One split's normalised latents with motion scores and clip size."""
+    rows = (table["split"] == split).to_numpy()
+    return LatentClips(
+        latents=ae.normalize(torch.as_tensor(latents[rows]), stats),
+        motion=torch.as_tensor(table.loc[rows, "motion_score"].to_numpy(), dtype=torch.float32),
+        height=int(table["height"].iloc[0]),
+        width=int(table["width"].iloc[0]),
+    )
+
+
+def example_noise(seed: int, clip_number: int, shape: tuple[int, ...]) -> torch.Tensor:
+    """The noise of held-out example (seed, clip): the same for evaluation and for quantization's calibration,
+    so both judge the models on the same draws."""
+    return torch.randn(shape, generator=torch.Generator().manual_seed(seed * 100_003 + clip_number))
+
+
+@contextmanager
+def eval_mode(model: torch.nn.Module) -> Iterator[torch.nn.Module]:
+    """The model in eval mode inside the block, back in the mode it was in afterwards, even on an error."""
+    was_training = model.training
+    model.eval()
+    try:
+        yield model
+    finally:
+        model.train(was_training)
 
 
 def denoiser_file(model: MobileI2VDenoiser) -> dict[str, Any]:
@@ -77,3 +125,31 @@ def image_to_video(
         image.shape[-1],
         generator,
     )
+
+
+@torch.no_grad()
+def render_samples(
+    model, vae, stats: dict[str, list[float]], clips: LatentClips, sampling: dict[str, float], examples: int
+) -> np.ndarray:
+    """Rows of (input image | generated video | ground truth through the VAE) for the first examples."""
+    latents = clips.latents[:examples]
+    first = ae.denormalize(latents[:, :, :1], stats)
+    with eval_mode(model):
+        generated = sample_video(
+            model,
+            vae,
+            stats,
+            first,
+            clips.motion[:examples],
+            latents.shape[2],
+            int(sampling["steps"]),
+            float(sampling["shift"]),
+            clips.height,
+            clips.width,
+            torch.Generator().manual_seed(0),
+        )
+    truth = ae.decode(vae, ae.denormalize(latents, stats), clips.height, clips.width)
+    generated, truth = ae.to_uint8(generated), ae.to_uint8(truth)
+    image = np.repeat(truth[:, :1], truth.shape[1], axis=1)  # the conditioning frame, held
+    rows = np.concatenate([image, generated, truth], axis=3)  # (B, T, H, 3W, 3)
+    return np.concatenate(list(rows), axis=1)  # examples stacked vertically

@@ -87,9 +87,9 @@ class Phase:
 
 class TrainingTask(Protocol):
     """What a stage brings to the loop. `fingerprint` names its data and networks: checkpoints of another
-    fingerprint (new data, another model) are never resumed from. A task may also define `phases()`
-    (a list of `Phase`) to train several networks with separate optimisers; the first phase's network is
-    the one the stage produces (EMA follows it). Without it, `loss` trains every parameter.
+    fingerprint (new data, another model) are never resumed from. `phases()` lists the networks trained
+    with separate optimisers; the first phase's network is the one the stage produces (EMA follows it).
+    A task that subclasses this protocol inherits one phase: `loss` over every parameter.
     """
 
     name: str
@@ -108,6 +108,9 @@ class TrainingTask(Protocol):
     def validate(self, model: torch.nn.Module) -> dict[str, float]: ...
 
     def sample(self, model: torch.nn.Module) -> np.ndarray | None: ...
+
+    def phases(self) -> list[Phase]:
+        return [Phase("model", self.loss)]
 
 
 @dataclass
@@ -153,12 +156,79 @@ def _train_process(task, config, checkpoint_dir, tracking, result_path, sample_f
         GradientState._reset_state()
 
 
+@dataclass
+class _Optimisation:
+    """The networks of a run and what updates them: per phase its parameters, optimiser and schedule; the
+    EMA of the first phase's parameters."""
+
+    model: torch.nn.Module
+    phases: list[Phase]
+    groups: list[list[torch.nn.Parameter]]
+    optimizers: list[torch.optim.Optimizer]
+    schedulers: list[Any]
+    ema: EMAModel | None
+
+    def with_ema(self, accelerator: Accelerator, fn: Callable[[torch.nn.Module], Any]) -> Any:
+        return _with_ema(self.ema, self.groups[0], self.model, accelerator, fn)
+
+
 def _run(
-    accelerator: Accelerator, task, config: TrainingConfig, checkpoint_dir: Path, tracking, result_path, fps
-):
+    accelerator: Accelerator,
+    task: TrainingTask,
+    config: TrainingConfig,
+    checkpoint_dir: Path,
+    tracking: dict[str, str] | None,
+    result_path: Path,
+    fps: float,
+) -> None:
+    _check_batch_split(config, accelerator.num_processes)
+    run = _prepare(accelerator, task, config)
+    log = _MlflowLogger(tracking) if accelerator.is_main_process else None
+    this_run = run_key(task.fingerprint, config)
+    start, resumed_from, history = _resume(accelerator, task, config, checkpoint_dir, this_run)
+    if start == 0:
+        _record(history, log, 0, run.with_ema(accelerator, task.validate))
+    progress = tqdm(
+        range(start, config.steps),
+        initial=start,
+        total=config.steps,
+        desc=task.name,
+        disable=not accelerator.is_local_main_process,
+    )
+    for step in progress:
+        step_logs = _train_step(accelerator, task, run, config, step)
+        progress.set_postfix(loss=f"{step_logs.get('loss', float('nan')):.4f}")
+        done = step + 1
+        last = done == config.steps
+        if done % config.log_every == 0 or last:
+            _record(history, log, done, step_logs)
+        if (config.validate_every and done % config.validate_every == 0) or last:
+            _record(history, log, done, run.with_ema(accelerator, task.validate))
+        if log and ((config.sample_every and done % config.sample_every == 0) or last):
+            video = run.with_ema(accelerator, task.sample)
+            if video is not None:
+                log.video(video, f"samples/{task.name}/step_{done:07d}.gif", fps)
+        if done % config.checkpoint_every == 0 or last:
+            state = {"step": done, "run_key": this_run, "history": history}
+            _save_checkpoint(accelerator, checkpoint_dir, state, config.checkpoints_total_limit)
+    _save_result(accelerator, run, history, resumed_from, result_path)
+
+
+def _check_batch_split(config: TrainingConfig, world: int) -> None:
+    per_process = config.batch_size // world
+    if per_process * world != config.batch_size or per_process % config.gradient_accumulation_steps:
+        raise ValueError(
+            f"batch_size {config.batch_size} must split evenly over {world} processes and "
+            f"{config.gradient_accumulation_steps} accumulation steps"
+        )
+
+
+def _prepare(accelerator: Accelerator, task: TrainingTask, config: TrainingConfig) -> _Optimisation:
+    """The task's networks, one AdamW and learning-rate schedule per phase, EMA, all handed to accelerate
+    and registered for checkpointing."""
     torch.manual_seed(config.seed)  # the same initial weights on every rank
     model = task.build_model()
-    phases = task.phases() if hasattr(task, "phases") else [Phase("model", task.loss)]
+    phases = task.phases()
     groups = [_phase_parameters(phase, model) for phase in phases]
     optimizers = [
         torch.optim.AdamW(
@@ -179,12 +249,10 @@ def _run(
         )
         for optimizer in optimizers
     ]
-
     ema = EMAModel(groups[0], decay=config.ema_decay, use_ema_warmup=True) if config.ema_decay else None
     # One network: DistributedDataParallel. Several trained in turns: DDP cannot follow which of them a
     # backward pass touched, so their gradients are averaged over processes by hand (_average_gradients).
-    many = len(phases) > 1
-    if many:
+    if len(phases) > 1:
         model = model.to(accelerator.device)
         optimizers = [accelerator.prepare_optimizer(optimizer) for optimizer in optimizers]
         accelerator.register_for_checkpointing(model)  # unprepared models are not saved otherwise
@@ -195,92 +263,83 @@ def _run(
         accelerator.register_for_checkpointing(scheduler)
     if ema is not None:
         accelerator.register_for_checkpointing(ema)
-    log = _MlflowLogger(tracking) if accelerator.is_main_process else None
+    return _Optimisation(model, phases, groups, optimizers, schedulers, ema)
 
-    start, resumed_from, history = 0, None, []
-    this_run = run_key(task.fingerprint, config)
+
+def _resume(
+    accelerator: Accelerator, task: TrainingTask, config: TrainingConfig, checkpoint_dir: Path, this_run: str
+) -> tuple[int, int | None, list[dict[str, float]]]:
+    """The step to start from, the step resumed from (None for a fresh run) and the curves so far."""
     latest = _latest_checkpoint(checkpoint_dir, this_run, accelerator) if config.resume == "latest" else None
-    if latest is not None:
-        accelerator.load_state(str(latest))
-        state = json.loads((latest / STATE_FILE).read_text())
-        start = resumed_from = state["step"]
-        history = state["history"]  # the curves so far, so the result covers the whole run
-        logger.info("%s: resumed from %s at step %d of %d", task.name, latest.name, start, config.steps)
-    if start == 0:
-        history.append({"step": 0, **_with_ema(ema, groups[0], model, accelerator, task.validate)})
-        if log:
-            log.metrics(history[-1], step=0)
+    if latest is None:
+        return 0, None, []
+    accelerator.load_state(str(latest))
+    state = json.loads((latest / STATE_FILE).read_text())
+    logger.info("%s: resumed from %s at step %d of %d", task.name, latest.name, state["step"], config.steps)
+    return state["step"], state["step"], state["history"]  # the curves so far: the result covers the run
 
+
+def _train_step(
+    accelerator: Accelerator, task: TrainingTask, run: _Optimisation, config: TrainingConfig, step: int
+) -> dict[str, float]:
+    """One optimiser step of every phase due at `step`; the schedules and EMA advance; returns the step's
+    losses averaged over accumulation and processes, and the learning rate."""
     world, rank = accelerator.num_processes, accelerator.process_index
-    per_process = config.batch_size // world
-    if per_process * world != config.batch_size or per_process % config.gradient_accumulation_steps:
-        raise ValueError(
-            f"batch_size {config.batch_size} must split evenly over {world} processes and "
-            f"{config.gradient_accumulation_steps} accumulation steps"
-        )
-    progress = tqdm(
-        range(start, config.steps),
-        initial=start,
-        total=config.steps,
-        desc=task.name,
-        disable=not accelerator.is_local_main_process,
-    )
-    for step in progress:
-        indices = batch_indices(config.seed, step, config.batch_size, task.num_examples())[rank::world]
-        step_logs: dict[str, float] = {}
-        for index, (phase, optimizer, params) in enumerate(zip(phases, optimizers, groups, strict=True)):
-            if step % phase.every:
-                continue
-            # A phase's loss may reach other phases' networks (the student's loss passes through the
-            # discriminator): start each phase from clean gradients.
-            model.zero_grad(set_to_none=True)
-            for micro, chunk in enumerate(np.array_split(indices, config.gradient_accumulation_steps)):
-                with accelerator.accumulate(model):
-                    seed = step_seed(config.seed, step, rank, micro, index)
-                    generator = torch.Generator().manual_seed(seed)
-                    with accelerator.autocast():
-                        loss, logs = phase.loss(model, task.batch(chunk, accelerator.device), generator)
-                    accelerator.backward(loss)
-                    if accelerator.sync_gradients:
-                        if many:
-                            _average_gradients(accelerator, params)
-                        accelerator.clip_grad_norm_(params, config.max_grad_norm)
-                    optimizer.step()
-                    optimizer.zero_grad(set_to_none=True)
-                for key, value in logs.items():
-                    step_logs[key] = step_logs.get(key, 0.0) + value / config.gradient_accumulation_steps
-        for scheduler in schedulers:
-            scheduler.step()
-        if ema is not None:
-            ema.step(groups[0])
-        done = step + 1
-        step_logs = _mean_over_processes(accelerator, step_logs)
-        step_logs["learning_rate"] = schedulers[0].get_last_lr()[0]
-        progress.set_postfix(loss=f"{step_logs.get('loss', float('nan')):.4f}")
-        if done % config.log_every == 0 or done == config.steps:
-            history.append({"step": done, **step_logs})
-            if log:
-                log.metrics(step_logs, step=done)
-        if (config.validate_every and done % config.validate_every == 0) or done == config.steps:
-            val = _with_ema(ema, groups[0], model, accelerator, task.validate)
-            history.append({"step": done, **val})
-            if log:
-                log.metrics(val, step=done)
-        if log and ((config.sample_every and done % config.sample_every == 0) or done == config.steps):
-            video = _with_ema(ema, groups[0], model, accelerator, task.sample)
-            if video is not None:
-                log.video(video, f"samples/{task.name}/step_{done:07d}.gif", fps)
-        if done % config.checkpoint_every == 0 or done == config.steps:
-            state = {"step": done, "run_key": this_run, "history": history}
-            _save_checkpoint(accelerator, checkpoint_dir, state, config.checkpoints_total_limit)
+    indices = batch_indices(config.seed, step, config.batch_size, task.num_examples())[rank::world]
+    many = len(run.phases) > 1
+    step_logs: dict[str, float] = {}
+    for index, (phase, optimizer, params) in enumerate(
+        zip(run.phases, run.optimizers, run.groups, strict=True)
+    ):
+        if step % phase.every:
+            continue
+        # A phase's loss may reach other phases' networks (the student's loss passes through the
+        # discriminator): start each phase from clean gradients.
+        run.model.zero_grad(set_to_none=True)
+        for micro, chunk in enumerate(np.array_split(indices, config.gradient_accumulation_steps)):
+            with accelerator.accumulate(run.model):
+                generator = torch.Generator().manual_seed(step_seed(config.seed, step, rank, micro, index))
+                with accelerator.autocast():
+                    loss, logs = phase.loss(run.model, task.batch(chunk, accelerator.device), generator)
+                accelerator.backward(loss)
+                if accelerator.sync_gradients:
+                    if many:
+                        _average_gradients(accelerator, params)
+                    accelerator.clip_grad_norm_(params, config.max_grad_norm)
+                optimizer.step()
+                optimizer.zero_grad(set_to_none=True)
+            for key, value in logs.items():
+                step_logs[key] = step_logs.get(key, 0.0) + value / config.gradient_accumulation_steps
+    for scheduler in run.schedulers:
+        scheduler.step()
+    if run.ema is not None:
+        run.ema.step(run.groups[0])
+    step_logs = _mean_over_processes(accelerator, step_logs)
+    step_logs["learning_rate"] = run.schedulers[0].get_last_lr()[0]
+    return step_logs
 
-    # Data-parallel ranks must end identical; the checksums of all ranks go into the result as evidence.
-    checksum = sum(p.detach().double().sum() for p in accelerator.unwrap_model(model).parameters())
+
+def _record(
+    history: list[dict[str, float]], log: _MlflowLogger | None, step: int, values: dict[str, float]
+) -> None:
+    history.append({"step": step, **values})
+    if log:
+        log.metrics(values, step=step)
+
+
+def _save_result(
+    accelerator: Accelerator,
+    run: _Optimisation,
+    history: list[dict[str, float]],
+    resumed_from: int | None,
+    result_path: Path,
+) -> None:
+    """The trained (EMA) weights, the curves and every rank's weight checksum, written by rank 0:
+    data-parallel ranks must end identical, and the checksums are the evidence."""
+    checksum = sum(p.detach().double().sum() for p in accelerator.unwrap_model(run.model).parameters())
     checksums = accelerator.gather(checksum.view(1).to(accelerator.device)).tolist()
     if accelerator.is_main_process:
-        weights = _with_ema(
-            ema, groups[0], model, accelerator, lambda m: {k: v.cpu() for k, v in m.state_dict().items()}
-        )
+        weights = run.with_ema(accelerator, lambda m: {k: v.cpu() for k, v in m.state_dict().items()})
         result = {"state_dict": weights, "history": history, "resumed_from": resumed_from}
         torch.save({**result, "rank_checksums": checksums}, result_path)
     accelerator.wait_for_everyone()

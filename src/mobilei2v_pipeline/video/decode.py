@@ -289,7 +289,7 @@ def _clip(start: int, sample: Sample, spec: ClipSpec, rotate_tag: float, fps: fl
     converted: dict[int, np.ndarray] = {}
     for frame in sample.frames:
         if id(frame) not in converted:
-            converted[id(frame)] = _upright_resize_and_crop(frame, spec.height, spec.width, rotation)
+            converted[id(frame)] = cover_and_crop(frame, spec.height, spec.width, rotation)
     gaps = np.diff(sample.times)
     return Clip(
         start_frame=start,
@@ -336,9 +336,10 @@ def _seek_to_time(container, stream, seconds: float) -> None:
     container.seek(target, stream=stream, backward=True, any_frame=False)
 
 
-def _upright_resize_and_crop(frame: av.VideoFrame, height: int, width: int, rotation: int) -> np.ndarray:
-    """Turn the frame upright, scale it to cover height x width, then crop the centre: the target aspect
-    without bars. The scaling is done in the coded orientation and the small result rotated."""
+def cover_and_crop(frame: av.VideoFrame, height: int, width: int, rotation: int = 0) -> np.ndarray:
+    """Turn the frame upright, scale it (area averaging) to cover height x width, then crop the centre: the
+    target aspect without bars. The scaling is done in the coded orientation and the small result rotated.
+    Clips are made so, and so is an image given to `mobilei2v generate`: inference sees what training saw."""
     turned = rotation in (90, 270)
     upright_h, upright_w = (frame.width, frame.height) if turned else (frame.height, frame.width)
     scale = max(height / upright_h, width / upright_w)

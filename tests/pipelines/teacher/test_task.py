@@ -8,7 +8,8 @@ import torch
 
 from mobilei2v_pipeline.models import autoencoder as ae
 from mobilei2v_pipeline.models.config import DenoiserConfig
-from mobilei2v_pipeline.pipelines.teacher.task import LatentClips, TeacherTask
+from mobilei2v_pipeline.models.i2v import LatentClips
+from mobilei2v_pipeline.pipelines.teacher.task import TeacherTask
 from mobilei2v_pipeline.training.loop import TrainingConfig, train
 
 

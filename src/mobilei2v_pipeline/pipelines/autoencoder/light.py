@@ -11,7 +11,8 @@ import torch.nn.functional as F
 
 from mobilei2v_pipeline.models import autoencoder as ae
 from mobilei2v_pipeline.models.light_autoencoder import LightAutoencoder, LightAutoencoderConfig
-from mobilei2v_pipeline.training.loop import fingerprint
+from mobilei2v_pipeline.psnr import MODEL_RANGE_PEAK, psnr_db
+from mobilei2v_pipeline.training.loop import TrainingTask, fingerprint
 
 
 @torch.no_grad()
@@ -21,7 +22,7 @@ def vae_targets(vae, latents: np.ndarray, height: int, width: int, batch_size: i
     return torch.cat([ae.decode(vae, chunk, height, width) for chunk in chunks])
 
 
-class LightAutoencoderTask:
+class LightAutoencoderTask(TrainingTask):
     name = "light_autoencoder"
 
     def __init__(
@@ -77,7 +78,7 @@ class LightAutoencoderTask:
         terms = self._terms(model.eval(), val)
         model.train()
         return {
-            "val_decoder_psnr_vs_vae_db": ae.psnr(terms["decoded"], val["videos"]),
+            "val_decoder_psnr_vs_vae_db": psnr_db(terms["decoded"], val["videos"], MODEL_RANGE_PEAK),
             "val_encoder_mse": terms["encoder_mse"].item(),
         }
 

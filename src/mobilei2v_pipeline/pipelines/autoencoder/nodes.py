@@ -17,10 +17,11 @@ from mobilei2v_pipeline.models.light_autoencoder import (
     load_light_autoencoder,
 )
 from mobilei2v_pipeline.pipelines.autoencoder.light import LightAutoencoderTask, vae_targets
-from mobilei2v_pipeline.pipelines.autoencoder.task import AutoencoderTask, pooled_psnr
-from mobilei2v_pipeline.pipelines.evaluation.metrics import rank_correlation
+from mobilei2v_pipeline.pipelines.autoencoder.task import AutoencoderTask
+from mobilei2v_pipeline.psnr import UINT8_PEAK, psnr_db
 from mobilei2v_pipeline.training.loop import config_from_params, train
 from mobilei2v_pipeline.video.clip_scores import motion_score
+from mobilei2v_pipeline.video.metrics import rank_correlation
 
 logger = logging.getLogger(__name__)
 
@@ -79,7 +80,7 @@ def evaluate_autoencoder(
         rows = np.flatnonzero((clip_table["split"] == split).to_numpy())[: autoencoder["evaluation_clips"]]
         clips = stack_clips(clip_frames, clip_table["clip_id"].iloc[rows])
         restored = ae.to_uint8(vae_targets(vae, clip_latents[rows], height, width))
-        metrics[f"vae_{split}_psnr_db"] = pooled_psnr(restored, clips)
+        metrics[f"vae_{split}_psnr_db"] = psnr_db(restored, clips, UINT8_PEAK)
     # The loop ends on val: `clips` and `restored` are the first val clips, in clip_table order.
     val, motion = (
         clips,
@@ -94,7 +95,7 @@ def evaluate_autoencoder(
     temporal, spatial = ae.compression(vae)
     metrics |= {
         **motion,
-        "light_val_psnr_db": pooled_psnr(light_decoded, val),
+        "light_val_psnr_db": psnr_db(light_decoded, val, UINT8_PEAK),
         "vae_params": sum(p.numel() for p in vae.parameters()),
         "vae_pretrained": int(bool(autoencoder["pretrained_path"])),
         "vae_train_steps": int(history["step"].max()) if len(history) else 0,

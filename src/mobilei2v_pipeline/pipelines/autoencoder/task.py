@@ -6,10 +6,12 @@ import numpy as np
 import torch
 
 from mobilei2v_pipeline.models import autoencoder as ae
-from mobilei2v_pipeline.training.loop import fingerprint
+from mobilei2v_pipeline.models.i2v import eval_mode
+from mobilei2v_pipeline.psnr import UINT8_PEAK, psnr_db
+from mobilei2v_pipeline.training.loop import TrainingTask, fingerprint
 
 
-class AutoencoderTask:
+class AutoencoderTask(TrainingTask):
     name = "autoencoder"
 
     def __init__(
@@ -69,23 +71,15 @@ def random_crop(video: torch.Tensor, size: int | None, generator: torch.Generato
 @torch.no_grad()
 def reconstruct(vae, clips: np.ndarray, batch_size: int = 8) -> np.ndarray:
     """Encode and decode uint8 clips (N, T, H, W, 3) with the posterior mean."""
-    was_training = vae.training
-    vae.eval()
     out = []
-    for start in range(0, len(clips), batch_size):
-        video = ae.to_model_range(clips[start : start + batch_size])
-        latents = ae.encode(vae, video)
-        out.append(ae.to_uint8(ae.decode(vae, latents, video.shape[-2], video.shape[-1])))
-    vae.train(was_training)
+    with eval_mode(vae):
+        for start in range(0, len(clips), batch_size):
+            video = ae.to_model_range(clips[start : start + batch_size])
+            latents = ae.encode(vae, video)
+            out.append(ae.to_uint8(ae.decode(vae, latents, video.shape[-2], video.shape[-1])))
     return np.concatenate(out)
 
 
 def reconstruction_psnr(vae, clips: np.ndarray) -> float:
     """PSNR in dB of the reconstruction of uint8 clips, over all their pixels."""
-    return pooled_psnr(reconstruct(vae, clips), clips)
-
-
-def pooled_psnr(restored: np.ndarray, clips: np.ndarray) -> float:
-    """PSNR in dB of uint8 videos against uint8 references, from the MSE over all their pixels at once."""
-    mse = np.mean((restored.astype(np.float64) - clips.astype(np.float64)) ** 2)
-    return float(10 * np.log10(255.0**2 / max(mse, 1e-10)))
+    return psnr_db(reconstruct(vae, clips), clips, UINT8_PEAK)

@@ -9,14 +9,13 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from mobilei2v_pipeline.models.i2v import denoiser_file, load_denoiser
+from mobilei2v_pipeline.models.i2v import denoiser_file, latent_clips, load_denoiser
 from mobilei2v_pipeline.pipelines.distillation.task import (
     DistributionMatchingTask,
     Trajectories,
     TrajectoryRegressionTask,
     teacher_trajectories,
 )
-from mobilei2v_pipeline.pipelines.teacher.nodes import latent_clips
 from mobilei2v_pipeline.training.loop import config_from_params, train
 
 

@@ -30,10 +30,9 @@ from mobilei2v_pipeline.models.flow import (
     predicted_x0,
     sampling_schedule,
 )
-from mobilei2v_pipeline.models.i2v import load_denoiser
+from mobilei2v_pipeline.models.i2v import LatentClips, eval_mode, load_denoiser, render_samples
 from mobilei2v_pipeline.pipelines.distillation import losses
-from mobilei2v_pipeline.pipelines.teacher.task import LatentClips, render_samples
-from mobilei2v_pipeline.training.loop import Phase, fingerprint
+from mobilei2v_pipeline.training.loop import Phase, TrainingTask, fingerprint
 
 
 @dataclass
@@ -118,20 +117,18 @@ def few_step_sample(
 def agreement_loss(student: nn.Module, trajectories: Trajectories, steps: int, shift: float) -> float:
     """MSE of the generated frames between the student's `steps`-step samples and the teacher's N-step
     samples from the same noise: the validation figure of both stages (lower is closer to the teacher)."""
-    was_training = student.training
-    student.eval()
-    sample = few_step_sample(
-        student,
-        trajectories.states[:, 0],
-        trajectories.first_frame,
-        trajectories.motion,
-        sampling_schedule(steps, shift),
-    )
-    student.train(was_training)
+    with eval_mode(student):
+        sample = few_step_sample(
+            student,
+            trajectories.states[:, 0],
+            trajectories.first_frame,
+            trajectories.motion,
+            sampling_schedule(steps, shift),
+        )
     return float(losses.regression_anchor_loss(sample, trajectories.states[:, -1]))
 
 
-class _StudentTask:
+class _StudentTask(TrainingTask):
     """What both stages share: trajectories as training examples, validation against the teacher on the
     val trajectories, and sample videos from the val clips."""
 

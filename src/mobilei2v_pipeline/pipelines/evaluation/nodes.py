@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable
+from dataclasses import dataclass
 from functools import partial
 from pathlib import Path
 from typing import Any
@@ -19,21 +20,36 @@ from tqdm.auto import tqdm
 from mobilei2v_pipeline.figures import flat_figures
 from mobilei2v_pipeline.models import autoencoder as ae
 from mobilei2v_pipeline.models.flow import euler_sample
-from mobilei2v_pipeline.models.i2v import load_denoiser
+from mobilei2v_pipeline.models.i2v import example_noise, load_denoiser
 from mobilei2v_pipeline.models.light_autoencoder import LightAutoencoder, load_light_autoencoder
-from mobilei2v_pipeline.pipelines.evaluation import metrics
 from mobilei2v_pipeline.pipelines.evaluation.fvd import FrechetVideoDistance
+from mobilei2v_pipeline.psnr import UINT8_PEAK, psnr_db
+from mobilei2v_pipeline.video import metrics
 from mobilei2v_pipeline.video.clip_scores import motion_score
 
 REFERENCE = "teacher"  # rows are scored against this model at its full step count
 LABEL_HEIGHT = 24  # pixels of the white strip that names each band of a motion GIF
 
 
+@dataclass
+class HeldOutExamples:
+    """The evaluation's fixed examples: one row per (val clip, motion, seed) in `table` (clip_id,
+    clip_number, motion, seed), each example's input image (E, H, W, 3) uint8, and the real val clips
+    (N, T, H, W, 3) uint8 for temporal smoothness and FVD."""
+
+    table: pd.DataFrame
+    images: np.ndarray
+    reference_clips: np.ndarray
+
+    def __len__(self) -> int:
+        return len(self.table)
+
+
 def held_out_examples(
     latent_table: pd.DataFrame,
     curated_clip_frames: dict[str, Callable[[], np.ndarray]],
     evaluation: dict[str, Any],
-) -> dict[str, Any]:
+) -> HeldOutExamples:
     """The fixed held-out set: the first frames of the first val clips, each with every requested motion
     score and every noise seed. Noise is drawn per (seed, clip), so it does not depend on the models."""
     val = latent_table[latent_table["split"] == "val"].head(evaluation["clips"])
@@ -46,15 +62,11 @@ def held_out_examples(
         for s in evaluation["seeds"]
     ]
     clips = {clip: np.asarray(curated_clip_frames[clip]()) for clip in val["clip_id"]}
-    return {
-        "table": pd.DataFrame(rows),
-        "images": np.stack([clips[row["clip_id"]][0] for row in rows]),  # (E, H, W, 3) uint8
-        "reference_clips": np.stack(list(clips.values())),  # the real clips, for temporal smoothness
-    }
-
-
-def example_noise(seed: int, clip_number: int, shape: tuple[int, ...]) -> torch.Tensor:
-    return torch.randn(shape, generator=torch.Generator().manual_seed(seed * 100_003 + clip_number))
+    return HeldOutExamples(
+        table=pd.DataFrame(rows),
+        images=np.stack([clips[row["clip_id"]][0] for row in rows]),
+        reference_clips=np.stack(list(clips.values())),
+    )
 
 
 @torch.no_grad()
@@ -131,7 +143,7 @@ class _Generator:
         )
 
     def __call__(self, model: str, steps: int, i: int) -> tuple[np.ndarray, np.ndarray, dict[str, float]]:
-        row = self.examples["table"].iloc[i]
+        row = self.examples.table.iloc[i]
         threads = torch.get_num_threads()
         torch.set_num_threads(self.threads or threads)
         try:
@@ -140,7 +152,7 @@ class _Generator:
                 self.vae,
                 self.light,
                 self.stats,
-                self.examples["images"][i],
+                self.examples.images[i],
                 float(row["motion"]),
                 int(row["seed"]),
                 int(row["clip_number"]),
@@ -153,7 +165,7 @@ class _Generator:
 
 
 def generate_videos(
-    examples: dict[str, Any],
+    examples: HeldOutExamples,
     vae: Any,
     light_autoencoder: dict[str, Any],
     latent_stats: dict[str, list[float]],
@@ -172,7 +184,7 @@ def generate_videos(
         examples, vae, light_autoencoder, latent_stats, clip_latents, models, teacher_sampling, 0
     )
     rows = model_rows(evaluation, int(teacher_sampling["steps"]))
-    progress = tqdm(total=len(rows) * len(examples["table"]), desc="evaluation videos")
+    progress = tqdm(total=len(rows) * len(examples.table), desc="evaluation videos")
 
     def video(model: str, steps: int, i: int) -> np.ndarray:
         vae_video, light_video, _ = generate(model, steps, i)
@@ -182,12 +194,12 @@ def generate_videos(
     return {
         _video_key(f"{model}_{steps}step", i): partial(video, model, steps, i)
         for model, steps in rows
-        for i in range(len(examples["table"]))
+        for i in range(len(examples.table))
     }
 
 
 def time_rows(
-    examples: dict[str, Any],
+    examples: HeldOutExamples,
     vae: Any,
     light_autoencoder: dict[str, Any],
     latent_stats: dict[str, list[float]],
@@ -214,7 +226,7 @@ def time_rows(
         teacher_sampling,
         evaluation["threads"],
     )
-    timed = range(min(evaluation["latency_examples"], len(examples["table"])))
+    timed = range(min(evaluation["latency_examples"], len(examples.table)))
     records = []
     for model, steps in tqdm(
         model_rows(evaluation, int(teacher_sampling["steps"])), desc="evaluation timing"
@@ -251,7 +263,7 @@ def time_rows(
 
 def evaluation_table(
     videos: dict[str, Callable[[], np.ndarray]],
-    examples: dict[str, Any],
+    examples: HeldOutExamples,
     teacher_sampling: dict[str, float],
     evaluation: dict[str, Any],
 ) -> pd.DataFrame:
@@ -259,26 +271,26 @@ def evaluation_table(
     adherence, temporal smoothness against the data's, the light decoder's fidelity, FVD or why not. Only
     figures of the videos, read one example at a time: the same models, seeds and config give the same
     table on every run."""
-    table = examples["table"]
+    table = examples.table
     names = row_names(evaluation, teacher_sampling)
     reference_row = f"{REFERENCE}_{int(teacher_sampling['steps'])}step"
-    data_jitter = float(np.mean([metrics.temporal_jitter(c) for c in examples["reference_clips"]]))
-    fvd = _fvd_scorer(evaluation["fvd"]["i3d_path"], examples["reference_clips"])
+    data_jitter = float(np.mean([metrics.temporal_jitter(c) for c in examples.reference_clips]))
+    fvd = _fvd_scorer(evaluation["fvd"]["i3d_path"], examples.reference_clips)
     records = []
     for name in tqdm(names, desc="evaluation figures"):
         per_example = []
-        for i, image in enumerate(examples["images"]):
+        for i, image in enumerate(examples.images):
             video, light_video = videos[_video_key(name, i)]()
             reference = videos[_video_key(reference_row, i)]()[0]
             per_example.append(
                 {
                     # Frame 0 is the pinned image: agreement is measured on the frames the model generates.
-                    "psnr": metrics.video_psnr(video[1:], reference[1:]),
+                    "psnr": psnr_db(video[1:], reference[1:], UINT8_PEAK),
                     "ssim": metrics.video_ssim(video[1:], reference[1:]),
-                    "first": metrics.video_psnr(video[:1], image[None]),
+                    "first": psnr_db(video[:1], image[None], UINT8_PEAK),
                     "motion": motion_score(video),
                     "jitter": metrics.temporal_jitter(video),
-                    "light": metrics.video_psnr(light_video, video),
+                    "light": psnr_db(light_video, video, UINT8_PEAK),
                 }
             )
         scores = pd.DataFrame(per_example)
@@ -399,7 +411,7 @@ def plot_quality_and_latency(table: pd.DataFrame, latency: pd.DataFrame) -> Figu
 
 def side_by_side_grids(
     videos: dict[str, Callable[[], np.ndarray]],
-    examples: dict[str, Any],
+    examples: HeldOutExamples,
     teacher_sampling: dict[str, float],
     evaluation: dict[str, Any],
 ) -> dict[str, Callable[[], np.ndarray]]:
@@ -408,12 +420,12 @@ def side_by_side_grids(
 
     def grid(i: int) -> np.ndarray:
         columns = [videos[_video_key(name, i)]()[0] for name in names]
-        image = np.repeat(examples["images"][i][None], columns[0].shape[0], axis=0)
+        image = np.repeat(examples.images[i][None], columns[0].shape[0], axis=0)
         return np.concatenate([image, *columns], axis=2)
 
     return {
         f"{row['clip_id']}_motion{row['motion']:g}_seed{row['seed']}": partial(grid, i)
-        for i, row in examples["table"].iterrows()
+        for i, row in examples.table.iterrows()
     }
 
 
@@ -424,14 +436,14 @@ def _configured_rows(teacher_sampling: dict[str, float], names: list[str]) -> li
 
 def motion_gifs(
     videos: dict[str, Callable[[], np.ndarray]],
-    examples: dict[str, Any],
+    examples: HeldOutExamples,
     teacher_sampling: dict[str, float],
     evaluation: dict[str, Any],
 ) -> dict[str, Callable[[], np.ndarray]]:
     """One video per held-out image, made when saved, to compare models and motion at once: a band per
     configured row, top to bottom, each a panel per motion score, left to right, all from the first seed's
     noise."""
-    table = examples["table"]
+    table = examples.table
     names = _configured_rows(teacher_sampling, evaluation["motion_gif_rows"])
     first_seed = table[table["seed"] == int(evaluation["seeds"][0])]
 

@@ -22,6 +22,7 @@ from mobilei2v_pipeline.models.i2v import load_denoiser
 from mobilei2v_pipeline.models.light_autoencoder import load_light_autoencoder
 from mobilei2v_pipeline.models.mobile_denoiser import mobile_parity
 from mobilei2v_pipeline.pipelines.export.graphs import INPUTS, OUTPUTS, export_graphs
+from mobilei2v_pipeline.psnr import psnr_db
 
 logger = logging.getLogger(__name__)
 
@@ -154,7 +155,7 @@ def export_to_executorch(
                 "graph": name,
                 "runtime": "executorch (XNNPACK)",
                 "parity_max_abs_err": float(np.abs(outputs - torch_outputs[name]).max()),
-                "psnr_db": onnx_runtime.psnr_db(outputs, torch_outputs[name]),
+                "psnr_db": psnr_db(outputs, torch_outputs[name]),
                 "size_mb": len(programs[name]) / 2**20,
                 **delegation,
             }
@@ -230,7 +231,7 @@ def check_onnx_models(
                 "opset": max(o.version for o in model.opset_import if o.domain in ("", "ai.onnx")),
                 "inputs": ", ".join(f"{i.name}{_shape(i)}" for i in model.graph.input),
                 "parity_max_abs_err": float(np.abs(outputs - torch_outputs[name]).max()),
-                "psnr_db": onnx_runtime.psnr_db(outputs, torch_outputs[name]),
+                "psnr_db": psnr_db(outputs, torch_outputs[name]),
                 "fp32_size_mb": onnx_runtime.size_mb(model),
                 "nodes": len(model.graph.node),
                 "transposes": int(ops.get("Transpose", 0)),

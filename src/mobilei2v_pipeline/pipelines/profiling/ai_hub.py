@@ -24,7 +24,7 @@ import qai_hub
 from qai_hub.api_utils import get_config_path
 from qai_hub.client import APIException
 
-from mobilei2v_pipeline.onnx_runtime import psnr_db
+from mobilei2v_pipeline.psnr import psnr_db
 from mobilei2v_pipeline.text import slug
 
 logger = logging.getLogger(__name__)
@@ -71,7 +71,7 @@ class _Session:
 
     @property
     def job_timeout_s(self) -> int:
-        return int(self.settings.get("job_timeout_s", 3600))
+        return int(self.settings["job_timeout_s"])
 
 
 @dataclass(frozen=True)
@@ -129,7 +129,7 @@ def profile_on_ai_hub(
             return _unavailable(error, NO_TOKEN, devices, targets, settings)
         client = qai_hub.Client(config=qai_hub.ClientConfig(api_token=token))
     try:
-        resolved = _connect(client, devices, float(settings.get("connect_timeout_s", 20)))
+        resolved = _connect(client, devices, float(settings["connect_timeout_s"]))
     except AIHubUnavailableError as error:
         return _unavailable(error, f"failed: {error}", devices, targets, settings)
     session = _Session(client, settings, Path(artifacts_dir), sample_inputs, reference_outputs)
@@ -163,7 +163,7 @@ def _row(device_name: str, target: _Target, settings: dict, status: str) -> dict
 def _unavailable(
     error: AIHubUnavailableError, status: str, devices: list[str], targets: list[_Target], settings: dict
 ) -> list[dict]:
-    if settings.get("require_hub", False):
+    if settings["require_hub"]:
         raise error
     logger.warning("%s", error)
     return [_row(name, target, settings, status) for name in devices for target in targets]
@@ -244,7 +244,7 @@ def _profile_target(
 
 def _compile(task: _Task, row: dict) -> qai_hub.Model:
     settings = task.session.settings
-    options = f"--target_runtime {settings['target_runtime']} {settings.get('compile_options', '')}".strip()
+    options = f"--target_runtime {settings['target_runtime']} {settings['compile_options']}".strip()
     job = _run_job(
         task,
         "compile",
@@ -272,7 +272,7 @@ def _profile(task: _Task, model: qai_hub.Model, row: dict) -> dict:
             model=model,
             device=task.device,
             name=_job_name(task),
-            options=task.session.settings.get("profile_options", ""),
+            options=task.session.settings["profile_options"],
             profile=True,
         ),
     )
@@ -284,7 +284,7 @@ def _profile(task: _Task, model: qai_hub.Model, row: dict) -> dict:
 
 
 def _infer(task: _Task, model: qai_hub.Model, row: dict) -> float:
-    samples = int(task.session.settings.get("inference_samples", 2))
+    samples = int(task.session.settings["inference_samples"])
     arrays = task.session.sample_inputs[task.target.component]
     inputs = {
         name: [array[i : i + 1] for i in range(min(samples, len(array)))] for name, array in arrays.items()

@@ -6,6 +6,7 @@ import logging
 import tempfile
 import time
 from collections.abc import Callable
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -21,11 +22,30 @@ from mobilei2v_pipeline import onnx_runtime
 from mobilei2v_pipeline.figures import flat_figures
 from mobilei2v_pipeline.models import autoencoder as ae
 from mobilei2v_pipeline.models.flow import euler_sample
-from mobilei2v_pipeline.models.i2v import load_denoiser
+from mobilei2v_pipeline.models.i2v import example_noise, load_denoiser
 from mobilei2v_pipeline.pipelines.quantization.calibration import minmax_ranges
+from mobilei2v_pipeline.psnr import MODEL_RANGE_PEAK, psnr_db
 
 logger = logging.getLogger(__name__)
 DENOISER_INPUTS = ("latents", "timesteps", "motion")
+
+
+@dataclass
+class SamplingExamples:
+    """Examples as the student samples them, E of them: first-frame latents (E, C, 1, h, w), noise
+    (E, C, T, h, w), motion scores (E,), and which are held out of calibration to score it (E,) bool."""
+
+    first: np.ndarray
+    noise: np.ndarray
+    motion: np.ndarray
+    held_out: np.ndarray
+
+    def __len__(self) -> int:
+        return len(self.motion)
+
+    def sampler_inputs(self, i: int) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        """Example i's noise, first-frame latent and motion, batch 1, as `euler_sample` takes them."""
+        return tuple(torch.as_tensor(a[i : i + 1]) for a in (self.noise, self.first, self.motion))
 
 
 def sampling_examples(
@@ -33,7 +53,7 @@ def sampling_examples(
     clip_latents: np.ndarray,
     latent_stats: dict[str, list[float]],
     calibration: dict[str, Any],
-) -> dict[str, Any]:
+) -> SamplingExamples:
     """Every (val clip, motion, seed) as the student samples it: the clip's first-frame latent, noise and
     motion. The last `held_out_clips` clips are kept out of calibration and score the quantized graphs."""
     rows = np.flatnonzero(latent_table["split"].to_numpy() == "val")[: calibration["val_clips"]]
@@ -49,22 +69,19 @@ def sampling_examples(
         for motion in calibration["motion_scores"]
         for seed in calibration["seeds"]
     ]
-    noise = [
-        torch.randn(latents.shape[1:], generator=torch.Generator().manual_seed(seed * 100_003 + n))
-        for n, _, seed in examples
-    ]
-    return {
-        "first": latents[[n for n, _, _ in examples], :, :1].numpy(),
-        "noise": torch.stack(noise).numpy(),
-        "motion": np.array([m for _, m, _ in examples], dtype=np.float32),
-        "held_out": np.array([n >= len(rows) - calibration["held_out_clips"] for n, _, _ in examples]),
-    }
+    noise = [example_noise(seed, n, latents.shape[1:]) for n, _, seed in examples]
+    return SamplingExamples(
+        first=latents[[n for n, _, _ in examples], :, :1].numpy(),
+        noise=torch.stack(noise).numpy(),
+        motion=np.array([m for _, m, _ in examples], dtype=np.float32),
+        held_out=np.array([n >= len(rows) - calibration["held_out_clips"] for n, _, _ in examples]),
+    )
 
 
 @torch.no_grad()
 def capture_denoiser_inputs(
     student2_model: dict[str, Any],
-    examples: dict[str, Any],
+    examples: SamplingExamples,
     calibration: dict[str, Any],
     teacher_sampling: dict[str, float],
 ) -> dict[str, np.ndarray]:
@@ -73,23 +90,16 @@ def capture_denoiser_inputs(
     kept out of calibration."""
     model = load_denoiser(student2_model)
     calls: dict[str, list[np.ndarray]] = {name: [] for name in (*DENOISER_INPUTS, "held_out")}
-    for i in range(len(examples["motion"])):
+    for i in range(len(examples)):
 
         def recording(latents, timesteps, motion, i=i):
             for name, value in zip(DENOISER_INPUTS, (latents, timesteps, motion), strict=True):
                 calls[name].append(value.numpy())
-            calls["held_out"].append(np.array([examples["held_out"][i]]))
+            calls["held_out"].append(np.array([examples.held_out[i]]))
             return model(latents, timesteps, motion)
 
         for steps in calibration["steps"]:
-            euler_sample(
-                recording,
-                torch.as_tensor(examples["noise"][i : i + 1]),
-                torch.as_tensor(examples["first"][i : i + 1]),
-                torch.as_tensor(examples["motion"][i : i + 1]),
-                int(steps),
-                float(teacher_sampling["shift"]),
-            )
+            euler_sample(recording, *examples.sampler_inputs(i), int(steps), float(teacher_sampling["shift"]))
     return {name: np.concatenate(values) for name, values in calls.items()}
 
 
@@ -236,18 +246,11 @@ def _ort_denoiser(session) -> Callable[[torch.Tensor, torch.Tensor, torch.Tensor
     return denoise
 
 
-def _videos(denoiser, decoder, examples: dict[str, Any], steps: int, shift: float) -> np.ndarray:
+def _videos(denoiser, decoder, examples: SamplingExamples, steps: int, shift: float) -> np.ndarray:
     """Videos in [-1, 1] of the held-out examples, sampled and decoded in ONNX Runtime."""
     videos = []
-    for i in np.flatnonzero(examples["held_out"]):
-        latents = euler_sample(
-            _ort_denoiser(denoiser),
-            torch.as_tensor(examples["noise"][i : i + 1]),
-            torch.as_tensor(examples["first"][i : i + 1]),
-            torch.as_tensor(examples["motion"][i : i + 1]),
-            steps,
-            shift,
-        )
+    for i in np.flatnonzero(examples.held_out):
+        latents = euler_sample(_ort_denoiser(denoiser), *examples.sampler_inputs(i), steps, shift)
         videos.append(onnx_runtime.run(decoder, {"latents": latents.numpy()}))
     return np.concatenate(videos)
 
@@ -256,7 +259,7 @@ def quantization_table(
     onnx_models: dict[str, Callable[[], onnx.ModelProto]],
     quantized_models: dict[str, Callable[[], onnx.ModelProto]],
     denoiser_inputs: dict[str, np.ndarray],
-    examples: dict[str, Any],
+    examples: SamplingExamples,
     quantization: dict[str, Any],
     teacher_sampling: dict[str, float],
 ) -> tuple[pd.DataFrame, pd.DataFrame]:
@@ -280,8 +283,8 @@ def quantization_table(
         rows.append(
             {
                 "precision": precision,
-                "psnr_db": onnx_runtime.psnr_db(outputs, reference["outputs"]),
-                "video_psnr_db": ae.psnr(torch.from_numpy(videos), torch.from_numpy(reference["videos"])),
+                "psnr_db": psnr_db(outputs, reference["outputs"]),
+                "video_psnr_db": psnr_db(videos, reference["videos"], MODEL_RANGE_PEAK),
                 "size_mb": onnx_runtime.size_mb(model),
                 "quantized_nodes": sum(n.op_type == "DequantizeLinear" for n in model.graph.node),
             }

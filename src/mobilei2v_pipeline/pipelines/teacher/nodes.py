@@ -8,9 +8,7 @@ from typing import Any
 
 import numpy as np
 import pandas as pd
-import torch
 
-from mobilei2v_pipeline.models import autoencoder as ae
 from mobilei2v_pipeline.models.checkpoint_import import (
     CheckpointImportError,
     checkpoint_file,
@@ -18,13 +16,8 @@ from mobilei2v_pipeline.models.checkpoint_import import (
 )
 from mobilei2v_pipeline.models.config import DenoiserConfig, get_preset
 from mobilei2v_pipeline.models.denoiser import MobileI2VDenoiser
-from mobilei2v_pipeline.models.i2v import denoiser_file, load_denoiser
-from mobilei2v_pipeline.pipelines.teacher.task import (
-    LatentClips,
-    TeacherTask,
-    render_samples,
-    validation_loss,
-)
+from mobilei2v_pipeline.models.i2v import denoiser_file, latent_clips, load_denoiser, render_samples
+from mobilei2v_pipeline.pipelines.teacher.task import TeacherTask, validation_loss
 from mobilei2v_pipeline.training.loop import config_from_params, train
 
 logger = logging.getLogger(__name__)
@@ -35,19 +28,6 @@ def denoiser_config(teacher: dict[str, Any], latent_channels: int) -> DenoiserCo
     overrides = {k: tuple(v) if isinstance(v, list) else v for k, v in teacher["denoiser"].items()}
     return dataclasses.replace(
         get_preset(teacher["preset"]).denoiser, **overrides, latent_channels=latent_channels
-    )
-
-
-def latent_clips(
-    latents: np.ndarray, table: pd.DataFrame, stats: dict[str, list[float]], split: str
-) -> LatentClips:
-    """One split's normalised latents with motion scores and clip size."""
-    rows = (table["split"] == split).to_numpy()
-    return LatentClips(
-        latents=ae.normalize(torch.as_tensor(latents[rows]), stats),
-        motion=torch.as_tensor(table.loc[rows, "motion_score"].to_numpy(), dtype=torch.float32),
-        height=int(table["height"].iloc[0]),
-        width=int(table["width"].iloc[0]),
     )
 
 

@@ -3,35 +3,20 @@
 from __future__ import annotations
 
 import dataclasses
-from dataclasses import dataclass
 
 import numpy as np
 import torch
 
-from mobilei2v_pipeline.models import autoencoder as ae
 from mobilei2v_pipeline.models.config import DenoiserConfig
 from mobilei2v_pipeline.models.denoiser import MobileI2VDenoiser
 from mobilei2v_pipeline.models.flow import flow_matching_loss, logit_normal_timesteps
-from mobilei2v_pipeline.models.i2v import sample_video
-from mobilei2v_pipeline.training.loop import fingerprint
+from mobilei2v_pipeline.models.i2v import LatentClips, eval_mode, render_samples
+from mobilei2v_pipeline.training.loop import TrainingTask, fingerprint
 
 VALIDATION_TIMESTEPS = (0.1, 0.3, 0.5, 0.7, 0.9)  # fixed, so val_loss is comparable across steps and runs
 
 
-@dataclass
-class LatentClips:
-    """Normalised latents (N, C, T, h, w), their motion scores (N,), and the pixel size of the clips."""
-
-    latents: torch.Tensor
-    motion: torch.Tensor
-    height: int
-    width: int
-
-    def head(self, count: int) -> LatentClips:
-        return LatentClips(self.latents[:count], self.motion[:count], self.height, self.width)
-
-
-class TeacherTask:
+class TeacherTask(TrainingTask):
     name = "teacher"
 
     def __init__(
@@ -86,43 +71,11 @@ class TeacherTask:
 @torch.no_grad()
 def validation_loss(model, clips: LatentClips, seed: int = 0) -> float:
     """Flow-matching loss on the val latents at fixed timesteps with fixed noise: deterministic."""
-    was_training = model.training
-    model.eval()
     generator = torch.Generator().manual_seed(seed)
     losses = []
-    for t in VALIDATION_TIMESTEPS:
-        noise = torch.randn(clips.latents.shape, generator=generator)
-        times = torch.full((len(clips.latents),), t)
-        losses.append(flow_matching_loss(model, clips.latents, noise, times, clips.motion).item())
-    model.train(was_training)
+    with eval_mode(model):
+        for t in VALIDATION_TIMESTEPS:
+            noise = torch.randn(clips.latents.shape, generator=generator)
+            times = torch.full((len(clips.latents),), t)
+            losses.append(flow_matching_loss(model, clips.latents, noise, times, clips.motion).item())
     return float(np.mean(losses))
-
-
-@torch.no_grad()
-def render_samples(
-    model, vae, stats: dict[str, list[float]], clips: LatentClips, sampling: dict[str, float], examples: int
-) -> np.ndarray:
-    """Rows of (input image | generated video | ground truth through the VAE) for the first examples."""
-    was_training = model.training
-    model.eval()
-    latents = clips.latents[:examples]
-    first = ae.denormalize(latents[:, :, :1], stats)
-    generated = sample_video(
-        model,
-        vae,
-        stats,
-        first,
-        clips.motion[:examples],
-        latents.shape[2],
-        int(sampling["steps"]),
-        float(sampling["shift"]),
-        clips.height,
-        clips.width,
-        torch.Generator().manual_seed(0),
-    )
-    truth = ae.decode(vae, ae.denormalize(latents, stats), clips.height, clips.width)
-    model.train(was_training)
-    generated, truth = ae.to_uint8(generated), ae.to_uint8(truth)
-    image = np.repeat(truth[:, :1], truth.shape[1], axis=1)  # the conditioning frame, held
-    rows = np.concatenate([image, generated, truth], axis=3)  # (B, T, H, 3W, 3)
-    return np.concatenate(list(rows), axis=1)  # examples stacked vertically

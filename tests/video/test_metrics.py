@@ -1,12 +1,12 @@
-"""Video figures of the evaluation on synthetic videos whose answers are known."""
+"""Video figures (PSNR, SSIM, jitter, rank correlation, relative error) on videos whose answers are known."""
 
 from __future__ import annotations
 
 import numpy as np
 import pytest
-import torch
 
-from mobilei2v_pipeline.pipelines.evaluation import fvd, metrics
+from mobilei2v_pipeline.psnr import UINT8_PEAK, psnr_db
+from mobilei2v_pipeline.video import metrics
 
 
 def _video(seed: int = 0, frames: int = 5) -> np.ndarray:
@@ -15,10 +15,10 @@ def _video(seed: int = 0, frames: int = 5) -> np.ndarray:
 
 def test_psnr_and_ssim_of_identical_and_different_videos():
     video = _video()
-    assert metrics.video_psnr(video, video) == float("inf")
+    assert psnr_db(video, video, UINT8_PEAK) == float("inf")
     assert metrics.video_ssim(video, video) == pytest.approx(1.0, abs=1e-6)
     shifted = np.clip(video.astype(int) + 10, 0, 255).astype(np.uint8)
-    assert 25 < metrics.video_psnr(video, shifted) < 30  # an offset of about 10/255
+    assert 25 < psnr_db(video, shifted, UINT8_PEAK) < 30  # an offset of about 10/255
     assert metrics.video_ssim(video, _video(1)) < 0.1  # independent noise
 
 
@@ -35,31 +35,6 @@ def test_rank_correlation():
     assert metrics.rank_correlation([1, 2, 3], [10, 20, 90]) == pytest.approx(1.0)
     assert metrics.rank_correlation([1, 2, 3], [3, 2, 1]) == pytest.approx(-1.0)
     assert np.isnan(metrics.rank_correlation([1, 1, 1], [1, 2, 3]))
-
-
-def test_frechet_distance_of_gaussians_with_equal_covariance_is_the_squared_mean_gap():
-    rng = np.random.default_rng(0)
-    a = rng.normal(size=(4000, 3))
-    b = a + np.array([1.0, 2.0, 0.0])
-    assert fvd.frechet_distance(a, b) == pytest.approx(5.0, rel=1e-6)
-    assert fvd.frechet_distance(a, a) == pytest.approx(0.0, abs=1e-6)
-
-
-class _MeanColour(torch.nn.Module):
-    """A stand-in with the I3D TorchScript call signature: features are the mean colour per video."""
-
-    def forward(self, videos: torch.Tensor, rescale: bool, resize: bool, return_features: bool):
-        return torch.cat([videos.mean(dim=(2, 3, 4)), videos.std(dim=(1, 2, 3, 4))[:, None]], dim=1)
-
-
-def test_fvd_reads_features_from_a_local_torchscript_model(tmp_path):
-    path = tmp_path / "i3d.pt"
-    torch.jit.script(_MeanColour()).save(str(path))
-    videos = np.stack([_video(seed) for seed in range(6)])
-    distance = fvd.FrechetVideoDistance(str(path), videos)
-    assert distance(videos) == pytest.approx(0.0, abs=1e-4)
-    dark = (videos // 4).astype(np.uint8)
-    assert distance(dark) > 0.1
 
 
 def test_mean_relative_error_weighs_each_miss_by_what_was_asked():

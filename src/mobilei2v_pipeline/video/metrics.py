@@ -10,17 +10,10 @@ import pandas as pd
 import torch
 import torch.nn.functional as F
 
-from mobilei2v_pipeline.models import autoencoder as ae
-
 
 def _unit(video: np.ndarray) -> torch.Tensor:
     """uint8 (T, H, W, 3) -> float (T, 3, H, W) in [0, 1]."""
     return torch.from_numpy(np.ascontiguousarray(video)).permute(0, 3, 1, 2).float() / 255.0
-
-
-def video_psnr(video: np.ndarray, reference: np.ndarray) -> float:
-    """PSNR in dB over all frames and channels; inf for identical videos."""
-    return ae.psnr(_unit(video)[None], _unit(reference)[None], data_range=1.0)
 
 
 def _gaussian_window(size: int = 11, sigma: float = 1.5) -> torch.Tensor:
