@@ -13,13 +13,14 @@ from conftest import REPO
 from kedro.config import OmegaConfigLoader
 
 from mobilei2v_pipeline.models.autoencoder import load_pretrained_vae
+from mobilei2v_pipeline.models.i2v import latent_clips
 from mobilei2v_pipeline.pipelines.distillation import nodes
 from mobilei2v_pipeline.pipelines.distillation.task import (
     DistributionMatchingTask,
     TrajectoryRegressionTask,
     student_times_in_teacher_schedule,
 )
-from mobilei2v_pipeline.pipelines.teacher.nodes import denoiser_config, latent_clips
+from mobilei2v_pipeline.pipelines.teacher.nodes import denoiser_config
 
 
 @pytest.fixture(scope="module")
