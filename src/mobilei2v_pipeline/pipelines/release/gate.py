@@ -43,7 +43,10 @@ def judge(challenger: dict[str, float], champion: dict[str, float] | None, gate:
     missing = [f for f in gate_figures(gate) if f not in challenger]
     if missing:
         known = sorted(challenger)
-        raise KeyError(f"the release gate reads {missing}, which no stage reported; known: {known}")
+        raise KeyError(
+            f"the release gate reads {missing}, which no stage reported (a figure that is not finite, such "
+            f"as the PSNR of two identical videos, is left out of the metrics); known: {known}"
+        )
     rows = [_quality_check(f, challenger[f], champion, **spec) for f, spec in gate["quality"].items()]
     for figure, budget in gate["latency_budgets_ms"].items():
         value = challenger[figure]
