@@ -27,7 +27,7 @@ $(STAMP): pyproject.toml constraints.txt
 run: setup  ## the whole pipeline on the default config, reproduced by DVC (reruns only what changed)
 	dvc repro
 
-paper-check: setup  ## every stage at the paper's shapes, counts cut (about an hour on 2 cores; not part of `make test`)
+paper-check: setup  ## every stage at the paper's shapes, counts cut (50 min on 2 cores; not part of `make test`)
 	mobilei2v paper-check
 
 retrain: setup  ## what a scheduler calls: rerun what changed, gate the new model against the champion (exit 0 promoted, 3 kept)

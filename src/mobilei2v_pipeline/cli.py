@@ -34,19 +34,18 @@ def synthesize(out_dir: Path, env: str | None, **given: int | float | None) -> N
     them; no deliberately bad videos."""
     from kedro.utils import find_kedro_project
 
+    from mobilei2v_pipeline.pipelines.data_curation.nodes import synthesize_raw_videos
     from mobilei2v_pipeline.project_config import load_config
-    from mobilei2v_pipeline.video.synthetic import plan_synthetic_videos, synthetic_video_bytes
 
     root = find_kedro_project(Path.cwd())
     if root is None:
         raise click.ClickException(f"{Path.cwd()} is not inside a mobilei2v-pipeline project")
     settings = load_config(root, env)["synthetic"] | {k: v for k, v in given.items() if v is not None}
-    settings["rejects"] = {}
-    specs = plan_synthetic_videos(**settings)
-    with click.progressbar(specs, label="synthesize", item_show_func=lambda s: s and s.name) as bar:
-        for spec in bar:
-            atomic_write_bytes(out_dir / f"{spec.name}.mp4", synthetic_video_bytes(spec))
-    click.echo(f"wrote {len(specs)} videos to {out_dir}")
+    videos = synthesize_raw_videos({}, settings | {"rejects": {}})  # what the pipeline would write
+    with click.progressbar(videos.items(), label="synthesize", item_show_func=lambda v: v and v[0]) as bar:
+        for name, encode in bar:
+            atomic_write_bytes(out_dir / name, encode())
+    click.echo(f"wrote {len(videos)} videos to {out_dir}")
 
 
 @main.command("model-card")

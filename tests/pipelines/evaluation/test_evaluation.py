@@ -14,7 +14,12 @@ import pytest
 from conftest import run_kedro, use_project
 
 from mobilei2v_pipeline.datasets.video_file import VideoFileDataset
-from mobilei2v_pipeline.pipelines.evaluation.nodes import LABEL_HEIGHT, model_rows, motion_gifs
+from mobilei2v_pipeline.pipelines.evaluation.nodes import (
+    LABEL_HEIGHT,
+    HeldOutExamples,
+    model_rows,
+    motion_gifs,
+)
 
 REPORTS = Path("data/08_reporting")
 MEASURED = REPORTS / "measured"
@@ -69,7 +74,7 @@ def test_motion_gifs_put_motions_left_to_right_and_rows_top_to_bottom():
 
     videos = {f"{name}/{i:04d}": partial(video, name, i) for name in codes for i in range(len(table))}
     evaluation = {"motion_gif_rows": ["teacher_{N}step", "student2_1step"], "seeds": [1, 0]}
-    gifs = motion_gifs(videos, {"table": table}, {"steps": 4}, evaluation)
+    gifs = motion_gifs(videos, HeldOutExamples(table, np.empty(0), np.empty(0)), {"steps": 4}, evaluation)
     assert list(gifs) == ["clip0", "clip1"] and not loaded  # made when saved
     gif = gifs["clip1"]()
     assert gif.shape == (3, 2 * (LABEL_HEIGHT + 8), 2 * 40, 3)
