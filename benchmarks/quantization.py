@@ -42,6 +42,7 @@ from mobilei2v_pipeline.models.denoiser import MobileI2VDenoiser
 from mobilei2v_pipeline.models.mobile_denoiser import MobileDenoiser
 from mobilei2v_pipeline.pipelines.export.nodes import to_onnx
 from mobilei2v_pipeline.pipelines.quantization.nodes import quantize_models
+from mobilei2v_pipeline.psnr import psnr_db
 
 ROOT = Path(__file__).resolve().parents[1]
 RESULTS_DIR = ROOT / "benchmarks" / "results"
@@ -129,7 +130,7 @@ def main(argv: list[str] | None = None) -> None:
                 "precision": precision,
                 "size_mb": onnx_runtime.size_mb(onnx_model),
                 "latency_ms": float(np.median(times)),
-                "psnr_db": onnx_runtime.psnr_db(outputs, reference) if precision != "fp32" else None,
+                "psnr_db": psnr_db(outputs, reference) if precision != "fp32" else None,
             }
         )
         log(f"{precision}: {rows[-1]['latency_ms']:.1f} ms, {rows[-1]['size_mb']:.1f} MB")

@@ -26,3 +26,16 @@ def test_an_empty_save_leaves_an_empty_folder(tmp_path: Path):
     videos.save({"a.mp4": b"video"})
     videos.save({})
     assert videos.load() == {}
+
+
+def test_a_video_folder_in_object_storage_lists_urls_and_keeps_exactly_the_last_save(tmp_path: Path):
+    videos = VideoFolderDataset(f"memory://{tmp_path.name}/videos")
+    assert videos.load() == {}
+    videos.save({"a.mp4": b"a", "phone/b.mp4": lambda: b"b", ".hidden": b"h"})
+    listed = videos.load()
+    assert listed == {
+        "a.mp4": f"memory:///{tmp_path.name}/videos/a.mp4",
+        "phone/b.mp4": f"memory:///{tmp_path.name}/videos/phone/b.mp4",
+    }
+    videos.save({"a.mp4": b"a2"})
+    assert list(videos.load()) == ["a.mp4"]

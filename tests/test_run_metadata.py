@@ -7,6 +7,7 @@ import os
 import subprocess
 from pathlib import Path
 
+import fsspec
 import yaml
 from conftest import REPO
 
@@ -25,7 +26,7 @@ def test_data_version_follows_the_content_of_the_raw_videos(tmp_path: Path):
     assert first.startswith("raw-")
 
 
-def test_data_version_reads_a_video_again_only_when_its_size_or_time_changed(tmp_path: Path):
+def test_data_version_reads_a_video_again_only_when_its_file_changed(tmp_path: Path):
     video, cache = tmp_path / "a.mp4", tmp_path / "cache" / "hashes.json"
     video.write_bytes(b"one")
     first = data_version({"a.mp4": video}, {}, cache)
@@ -69,3 +70,15 @@ def test_telemetry_is_off_unless_the_user_says_otherwise(monkeypatch):
     assert os.environ["HF_HUB_OFFLINE"] == "0"
     assert yaml.safe_load((REPO / ".telemetry").read_text()) == {"consent": False}
     assert "analytics = false" in (REPO / ".dvc" / "config").read_text()
+
+
+def test_data_version_of_videos_in_object_storage_is_that_of_the_same_files_on_disk(tmp_path: Path):
+    (tmp_path / "a.mp4").write_bytes(b"one")
+    fs = fsspec.filesystem("memory")
+    fs.pipe_file(f"/{tmp_path.name}/a.mp4", b"one")
+    remote = {"a.mp4": f"memory:///{tmp_path.name}/a.mp4"}
+    cache = tmp_path / "hashes.json"
+    assert data_version(remote, {}, cache) == data_version({"a.mp4": tmp_path / "a.mp4"}, {}, cache)
+    assert remote["a.mp4"] in json.loads(cache.read_text())  # cached by URL and the object's key
+    fs.pipe_file(f"/{tmp_path.name}/a.mp4", b"two")
+    assert data_version(remote, {}, cache) != data_version({"a.mp4": tmp_path / "a.mp4"}, {})

@@ -8,35 +8,44 @@ import json
 from pathlib import Path
 from typing import Any
 
+import fsspec
+
+from mobilei2v_pipeline import storage
 from mobilei2v_pipeline.atomic_write import atomic_write_bytes
+from mobilei2v_pipeline.storage import VideoLocation
 
 
-def data_version(user_videos: dict[str, Path], synthetic: dict[str, Any], cache: Path | None = None) -> str:
+def data_version(
+    user_videos: dict[str, VideoLocation], synthetic: dict[str, Any], cache: Path | None = None
+) -> str:
     """`raw-<hash>` of the videos' names and contents, or `synthetic-<hash>` of the generator's settings.
-    With `cache` (a JSON file), a video whose size and modification time are those it had when last hashed
-    is not read again: every `kedro run` of a `dvc repro` tags its run, and the videos are gigabytes."""
+    With `cache` (a JSON file), a video whose filesystem key (fsspec's `ukey`: size and modification time of
+    a local file, an object store's ETag) is the one it had when last hashed is not read again: every
+    `kedro run` of a `dvc repro` tags its run, and the videos are gigabytes, perhaps in object storage."""
     digest = hashlib.sha256()
     if not user_videos:
         digest.update(json.dumps(synthetic, sort_keys=True).encode())
         return f"synthetic-{digest.hexdigest()[:12]}"
     known = json.loads(cache.read_text()) if cache is not None and cache.is_file() else {}
     hashes = {}
-    for name, path in sorted(user_videos.items()):
-        key, stat = str(Path(path).resolve()), Path(path).stat()
-        entry = known.get(key)
-        if not entry or (entry["size"], entry["mtime_ns"]) != (stat.st_size, stat.st_mtime_ns):
-            entry = {"size": stat.st_size, "mtime_ns": stat.st_mtime_ns, "sha256": _file_sha256(path)}
+    for name, location in sorted(user_videos.items()):
+        fs, path = storage.filesystem(location)
+        key = str(Path(path).resolve()) if storage.is_local(location) else str(location)
+        entry, ukey = known.get(key), fs.ukey(path)
+        if not entry or entry.get("ukey") != ukey:
+            entry = {"ukey": ukey, "sha256": _file_sha256(fs, path)}
         hashes[key] = entry
         digest.update(name.encode() + b"\0" + entry["sha256"].encode())
     if cache is not None and hashes != {k: known.get(k) for k in hashes}:
-        kept = {k: v for k, v in known.items() if Path(k).exists()}  # other envs' videos stay cached
+        # Other envs' videos stay cached; local files that are gone are dropped.
+        kept = {k: v for k, v in known.items() if "://" in k or Path(k).exists()}
         atomic_write_bytes(cache, (json.dumps(kept | hashes, indent=1, sort_keys=True) + "\n").encode())
     return f"raw-{digest.hexdigest()[:12]}"
 
 
-def _file_sha256(path: Path) -> str:
+def _file_sha256(fs: fsspec.AbstractFileSystem, path: str) -> str:
     digest = hashlib.sha256()
-    with Path(path).open("rb") as handle:
+    with fs.open(path, "rb") as handle:
         for chunk in iter(lambda: handle.read(1 << 20), b""):
             digest.update(chunk)
     return digest.hexdigest()

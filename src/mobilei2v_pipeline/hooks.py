@@ -19,6 +19,7 @@ from omegaconf import OmegaConf
 from mobilei2v_pipeline.data_version import data_version
 from mobilei2v_pipeline.git_state import git_state
 from mobilei2v_pipeline.parameter_schemas import check_parameters, run_parameters
+from mobilei2v_pipeline.storage import VideoLocation
 
 logger = logging.getLogger(__name__)
 DVC_EXP_NAME = "DVC_EXP_NAME"  # set by `dvc exp run` for the stages it runs
@@ -36,7 +37,7 @@ def run_tags(
     project_path: Path,
     env: str | None,
     pipeline: str,
-    user_videos: dict[str, Path],
+    user_videos: dict[str, VideoLocation],
     synthetic: dict[str, Any],
     seed: int,
 ) -> dict[str, str]:

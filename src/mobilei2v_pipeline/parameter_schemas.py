@@ -388,6 +388,10 @@ class Executorch(Schema):
     repeats: PositiveInt
 
 
+class CoreML(Schema):
+    graphs: list[GRAPHS]
+
+
 class Export(Schema):
     opset: Annotated[int, Field(ge=18)]  # the dynamo exporter's minimum
     samples: PositiveInt
@@ -397,6 +401,7 @@ class Export(Schema):
         Annotated[list[PositiveInt], Field(min_length=3, max_length=3)] | None,
     ]
     executorch: Executorch
+    coreml: CoreML
 
 
 class ExportParameters(Schema):

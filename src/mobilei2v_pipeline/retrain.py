@@ -275,6 +275,7 @@ def _log_report(run: Retrain, report: Path) -> None:
 
     from mobilei2v_pipeline.datasets.video_folder import VideoFolderDataset
     from mobilei2v_pipeline.hooks import run_tags
+    from mobilei2v_pipeline.storage import under
 
     config = run.config
     client = MlflowClient(tracking_uri(run.project, config))
@@ -286,7 +287,7 @@ def _log_report(run: Retrain, report: Path) -> None:
         experiment_id = client.create_experiment(experiment["name"], artifact_location=location)
     else:
         experiment_id = found.experiment_id
-    videos = VideoFolderDataset(str(run.project / config["catalog"]["user_videos"]["path"])).load()
+    videos = VideoFolderDataset(str(under(run.project, config["catalog"]["user_videos"]["path"]))).load()
     tags = {
         **run_tags(run.project, run.env, "retrain", videos, config["synthetic"], config["seed"]),
         "outcome": run.outcome,

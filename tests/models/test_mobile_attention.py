@@ -13,6 +13,7 @@ from mobilei2v_pipeline.models.denoiser import MobileI2VDenoiser
 from mobilei2v_pipeline.models.mobile_attention import (
     MobileLinearAttention,
     MobileSoftmaxAttention,
+    _rms_norm,
     use_mobile_attention,
 )
 from mobilei2v_pipeline.models.mobile_denoiser import MobileDenoiser
@@ -81,3 +82,32 @@ def test_the_channels_first_denoiser_matches(preset: str, grid: LatentGrid):
         expected = model(latents, timesteps, motion)
         mobile = MobileDenoiser(model, grid)(latents, timesteps, motion)
     assert (mobile - expected).abs().max() <= 1e-4
+
+
+def test_the_linear_attention_stays_in_fp16_range_at_the_paper_s_token_count():
+    """Core ML computes in fp16 (largest value 65504). The attention's normaliser summed over the paper's 2760
+    tokens, sum_j <q_i, k_j> of non-negative features, leaves that range once q and k are a few units in
+    size (here the norms' gains are 3); the mobile form works with means. Under fp16 autocast every product
+    comes out in fp16, as on a phone: finite, and close to fp32."""
+    torch.manual_seed(0)
+    config = DenoiserConfig(hidden_size=96, num_heads=2)
+    grid = get_preset("paper").latent_grid
+    source = LinearAttention(config.hidden_size, config.num_heads)
+    for norm in (source.q_norm, source.k_norm):
+        torch.nn.init.constant_(norm.weight, 3.0)
+    layer = MobileLinearAttention(source, grid, config).eval()
+    x = torch.randn(1, config.hidden_size, 1, grid.tokens)
+    with torch.no_grad():
+        expected = layer.forward_4d(x)
+        with torch.autocast("cpu", dtype=torch.float16):
+            half = layer.forward_4d(x.half()).float()
+        q, k, _ = layer._qkv(x)
+        q, k = (
+            layer._heads(_rms_norm(t, n, layer.channel_mean))
+            for t, n in ((q, source.q_norm), (k, source.k_norm))
+        )
+        q, k = torch.relu(layer._rotate(q)), torch.relu(layer._rotate(k))
+        summed = torch.bmm(k.sum(-1).unsqueeze(1), q)  # the summed form's normaliser, (B * heads, 1, S)
+    assert summed.max() > 65504  # what fp16 cannot hold
+    assert torch.isfinite(half).all()
+    torch.testing.assert_close(half, expected, atol=0.02 * expected.abs().max().item(), rtol=0.02)

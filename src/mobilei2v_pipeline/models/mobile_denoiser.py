@@ -26,6 +26,7 @@ from mobilei2v_pipeline.models.denoiser import (
 from mobilei2v_pipeline.models.mobile_attention import (
     ChannelMean,
     channel_slices,
+    conv1x1_parts,
     linear_as_conv1x1,
     use_mobile_attention,
 )
@@ -94,21 +95,28 @@ class MobileDenoiser(nn.Module):
         return x + self._gate(self._ffn(block, h), gate_f)
 
     def _ffn(self, block: DenoiserBlock, h: torch.Tensor) -> torch.Tensor:
-        ffn, grid = block.ffn, self.grid
-        y = F.silu(ffn.inverted_conv(h))  # 1x1 Conv2d on (B, C, 1, S)
-        # The per-frame 3x3 depthwise conv as a 2D depthwise conv over (B, C * T, H, W), a view: channel
-        # c of frame t is plane c * T + t, so each weight repeats T times. 2D, not Conv3d, which mobile
-        # runtimes (ExecuTorch's kernels, some NPUs) lack.
-        depth = ffn.depth_conv
-        y = F.conv2d(
-            y.view(y.shape[0], y.shape[1] * grid.frames, grid.height, grid.width),
-            depth.weight.repeat_interleave(grid.frames, dim=0),
-            depth.bias.repeat_interleave(grid.frames),
-            padding=1,
-            groups=depth.groups * grid.frames,
-        ).view_as(y)
-        value, gate = channel_slices(y, 2)
+        ffn = block.ffn
+        # The value and gate halves each through their own convolutions (no activation is sliced).
+        inverted, depth = ffn.inverted_conv, ffn.depth_conv
+        halves = conv1x1_parts(h, inverted.weight, inverted.bias, 2)  # 1x1 Conv2d on (B, C, 1, S)
+        weights, biases = depth.weight.chunk(2), depth.bias.chunk(2)
+        value, gate = (
+            self._depthwise(F.silu(y), w, b) for y, w, b in zip(halves, weights, biases, strict=True)
+        )
         return ffn.point_conv(value * F.silu(gate))
+
+    def _depthwise(self, y: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor) -> torch.Tensor:
+        """The per-frame 3x3 depthwise conv of (B, F, 1, S) as a 2D depthwise conv over (B, F * T, H, W), a
+        view: channel c of frame t is plane c * T + t, so each weight repeats T times. 2D, not Conv3d, which
+        mobile runtimes (ExecuTorch's kernels, some NPUs) lack."""
+        grid = self.grid
+        return F.conv2d(
+            y.view(y.shape[0], y.shape[1] * grid.frames, grid.height, grid.width),
+            weight.repeat_interleave(grid.frames, dim=0),
+            bias.repeat_interleave(grid.frames),
+            padding=1,
+            groups=y.shape[1] * grid.frames,
+        ).view_as(y)
 
 
 @torch.no_grad()

@@ -16,11 +16,13 @@ from collections.abc import Iterator, Sequence
 from dataclasses import asdict, dataclass
 from fractions import Fraction
 from itertools import chain
-from pathlib import Path
 from typing import Generic, TypeVar
 
 import av
 import numpy as np
+
+from mobilei2v_pipeline import storage
+from mobilei2v_pipeline.storage import VideoLocation
 
 # Demuxers that open a single still picture: such a file has a "video" stream but is not a video.
 _STILL_IMAGE_FORMATS = {"image2", "png_pipe", "jpeg_pipe", "bmp_pipe", "webp_pipe", "tiff_pipe", "gif_pipe"}
@@ -110,17 +112,17 @@ class Sample(Generic[F]):
     complete: bool
 
 
-def probe_video(path: str | Path, min_short_side: int = 64) -> VideoInfo:
-    """Describe a file's first video stream, or raise `VideoReadError` saying why it is unusable."""
-    path = Path(path)
+def probe_video(path: VideoLocation, min_short_side: int = 64) -> VideoInfo:
+    """Describe a file's first video stream (a local path or a URL, see `storage`), or raise
+    `VideoReadError` saying why it is unusable."""
     try:
-        size = path.stat().st_size
+        size = storage.size(path)
     except OSError as exc:
         raise VideoReadError("unreadable_file", f"cannot read the file ({exc})") from exc
     if size == 0:
         raise VideoReadError("empty_file", "empty file (0 bytes)")
     try:
-        with av.open(str(path)) as container:
+        with storage.readable(path) as source, av.open(source) as container:
             if not container.streams.video:
                 kinds = sorted({s.type for s in container.streams}) or ["none"]
                 raise VideoReadError("no_video_stream", f"no video stream (streams: {', '.join(kinds)})")
@@ -151,6 +153,8 @@ def probe_video(path: str | Path, min_short_side: int = 64) -> VideoInfo:
         raise
     except (av.FFmpegError, UnicodeDecodeError, ValueError) as exc:
         raise VideoReadError("unreadable_container", f"not a readable video container ({exc})") from exc
+    except OSError as exc:  # the storage failed under the reader (a remote file gone, a lost connection)
+        raise VideoReadError("unreadable_file", f"cannot read the file ({exc})") from exc
     if min(info.width, info.height) < min_short_side:
         raise VideoReadError(
             "too_small",
@@ -219,7 +223,7 @@ def sample_nearest(
 
 
 def read_clips(
-    path: str | Path, info: VideoInfo, spec: ClipSpec, seek: bool = True, threads: int = 0
+    path: VideoLocation, info: VideoInfo, spec: ClipSpec, seek: bool = True, threads: int = 0
 ) -> list[Clip]:
     """Decode the clips of one video, upright, resized and centre-cropped to the spec. Clips the file ends
     before are left out.
@@ -261,7 +265,7 @@ def _decode_clips(
     start: otherwise the decoder would go back to a keyframe it already passed, and decoding on is cheaper.
     """
     clips: list[Clip | int] = []
-    with av.open(str(path)) as container:
+    with storage.readable(path) as source, av.open(source) as container:
         stream = container.streams.video[0]
         stream.thread_type = "AUTO"
         stream.thread_count = threads

@@ -11,11 +11,13 @@ import subprocess
 import sys
 from pathlib import Path
 
+import fsspec
 import numpy as np
 import pandas as pd
 import pytest
 from test_nodes import CURATION, SYNTHETIC
 
+from mobilei2v_pipeline.datasets.video_folder import VideoFolderDataset
 from mobilei2v_pipeline.datasets.video_record import CuratedClipsDataset, VideoRecordDataset
 from mobilei2v_pipeline.pipelines.data_curation import nodes
 from mobilei2v_pipeline.pipelines.data_curation.engine import OrderedResults
@@ -101,3 +103,25 @@ def test_results_are_made_at_most_a_few_ahead_of_the_one_taken():
     assert results("a") == "A" and made == ["a", "b", "c"]
     assert results("b") == "B" and made == ["a", "b", "c", "d"]
     assert [results(k) for k in "cdef"] == list("CDEF") and made == list("abcdef")
+
+
+def test_videos_in_object_storage_give_the_records_of_the_same_files_on_disk(sources, tmp_path: Path):
+    """An fsspec folder (here `memory://`, which has no path on disk, so every byte comes through fsspec's
+    file objects) is listed as URLs and curated to the same clips; a file gone between listing and reading is
+    quarantined as unreadable, not a failed run."""
+    bucket = f"memory://videos-{tmp_path.name}"
+    folder = VideoFolderDataset(bucket)
+    folder.save({video_id: Path(path).read_bytes() for video_id, path in sources.items()})
+    listed = folder.load()
+    assert set(listed) == set(sources) and all(url.startswith("memory://") for url in listed.values())
+    gone = max(sources)  # a broken file: its reason changes, the clip table does not
+    fs, path = fsspec.core.url_to_fs(listed[gone])
+    fs.rm_file(path)
+
+    settings = {**CURATION, "workers": 1}
+    local = nodes.collect_clips(nodes.curate_videos(sources, settings))
+    remote = nodes.collect_clips(nodes.curate_videos(listed, settings))
+    pd.testing.assert_frame_equal(remote[0], local[0])  # the clip table of the readable videos
+    reasons = remote[1].set_index("video_id")["reason"]
+    assert reasons[gone] == "unreadable_file"
+    assert reasons.drop(gone).equals(local[1].set_index("video_id")["reason"].drop(gone))

@@ -89,3 +89,24 @@ def test_export_and_executorch_times_are_measured_apart(trained_project: Path):
     # Nothing a clock sets is in the versioned figures.
     versioned = json.loads((trained_project / "data/08_reporting/export.json").read_text())
     assert not {k for k in versioned if k.endswith(("_ms", "_s"))}
+
+
+def test_the_core_ml_packages_are_valid_fp16_ml_programs_with_the_app_s_names(trained_project: Path):
+    from mobilei2v_pipeline import coreml
+
+    folder = trained_project / "data/06_models/coreml"
+    assert sorted(p.name for p in folder.iterdir()) == [
+        f"{g}.mlpackage" for g in ("denoiser", "light_decoder", "light_encoder")
+    ]
+    samples = pd.read_pickle(trained_project / "data/05_model_input/export_samples.pkl")
+    for package in folder.iterdir():
+        graph = package.name.removesuffix(".mlpackage")
+        coreml.validate(package)  # coremltools' own checks; Core ML itself runs only on Apple systems
+        summary = coreml.spec_summary(package)
+        shapes = {n: f["shape"] for n, f in summary["inputs"].items()}
+        assert shapes == {n: [1, *samples[graph][n].shape[1:]] for n in INPUTS[graph]}  # named, batch 1
+        assert list(summary["outputs"]) == [OUTPUTS[graph]]
+        assert summary["minimum_ios"] == "iOS17" and summary["compute_precision"] == "float16"
+    table = pd.read_csv(trained_project / "data/08_reporting/coreml_table.csv").set_index("graph")
+    figures = json.loads((trained_project / "data/08_reporting/export.json").read_text())
+    assert figures["coreml_denoiser_size_mb"] == pytest.approx(table.loc["denoiser", "size_mb"], rel=1e-5)

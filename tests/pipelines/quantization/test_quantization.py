@@ -67,3 +67,27 @@ def test_quantized_graphs_are_qdq_smaller_and_close_to_fp32(trained_project: Pat
 def test_only_graphs_with_calibration_inputs_can_be_quantized():
     with pytest.raises(ValueError, match="only the denoiser"):
         quantize_models({}, {"held_out": np.array([False])}, {"graphs": ["decoder"], "precisions": {}})
+
+
+def test_the_8_bit_executorch_program_is_delegated_smaller_and_close_to_fp32(trained_project: Path):
+    from mobilei2v_pipeline import executorch_runtime
+
+    program = (trained_project / "data/06_models/executorch_quantized/denoiser_w8a8.pte").read_bytes()
+    fp32 = (trained_project / "data/06_models/executorch/denoiser.pte").read_bytes()
+    inputs = pd.read_pickle(trained_project / "data/05_model_input/denoiser_inputs.pkl")
+    sample = {name: inputs[name][:1] for name in ("latents", "timesteps", "motion")}
+    output = executorch_runtime.run(executorch_runtime.load(program), sample)  # ExecuTorch's own runtime
+    reference = executorch_runtime.run(executorch_runtime.load(fp32), sample)
+    assert output.shape == reference.shape and np.isfinite(output).all()
+    figures = json.loads((trained_project / "data/08_reporting/quantization.json").read_text())
+    measured = json.loads((trained_project / "data/08_reporting/measured/quantization.json").read_text())
+    assert figures["executorch_w8a8_denoiser_size_mb"] == pytest.approx(len(program) / 2**20, rel=1e-5)
+    assert figures["executorch_w8a8_denoiser_size_ratio"] < 0.8  # int8 weights; the condition path is float
+    assert figures["executorch_w8a8_denoiser_psnr_db"] > 30
+    assert figures["executorch_w8a8_video_psnr_db"] > 20
+    assert figures["executorch_w8a8_denoiser_delegated_mac_fraction"] >= 0.98
+    table = pd.read_csv(trained_project / "data/08_reporting/executorch_quantization_table.csv")
+    assert "slice" not in str(table.set_index("precision").loc["w8a8", "non_delegated_ops"])
+    assert measured["executorch_w8a8_denoiser_median_ms"] > 0
+    assert measured["executorch_w8a8_denoiser_speedup"] > 0
+    assert "executorch_w8a8_denoiser_median_ms" not in figures

@@ -48,3 +48,32 @@ def test_the_gate_decides_and_moves_the_champion_alias_only_on_promotion(trained
         assert champion.version == version.version
     else:
         assert int(champion.version) == release["champion_version"]
+
+
+def test_the_model_card_lists_every_program_the_release_logged(trained_project: Path, tracking_uri):
+    release = json.loads((trained_project / "data/08_reporting/release.json").read_text())
+    client = MlflowClient(tracking_uri)
+    version = client.get_model_version("mobilei2v-student", str(int(release["challenger_version"])))
+    card = (trained_project / "data/08_reporting/model_card.md").read_text()
+    assert version.description == card  # the registered version says what the card says
+
+    def files(path: str) -> list[str]:
+        found = []
+        for entry in client.list_artifacts(version.run_id, path):
+            if entry.path.endswith(".mlpackage"):
+                found.append(entry.path)  # a package is one program, a folder
+            elif entry.is_dir:
+                found += files(entry.path)
+            else:
+                found.append(entry.path)
+        return found
+
+    programs = [p for p in files("release") if p.endswith((".onnx", ".pte", ".mlpackage"))]
+    assert {p.split("/")[1] for p in programs} == {"onnx", "executorch", "coreml"}
+    assert "release/executorch/w8a8/denoiser.pte" in programs
+    rows = [line for line in card.splitlines() if line.startswith("| ") and "`release/" in line]
+    assert sorted(row.split("`")[1] for row in rows) == sorted(programs)
+    assert "release/model_card.md" in files("release")
+    for section in ("## What it is", "## Programs", "## Quality", "## How it was made", "## Limits"):
+        assert section in card
+    assert "not measured" in card and "Core ML" in card  # what was not measured on a device is said

@@ -6,7 +6,6 @@ import hashlib
 import logging
 from collections.abc import Callable
 from functools import partial
-from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -23,6 +22,7 @@ from mobilei2v_pipeline.pipelines.data_curation.video_curation import (
     curate_video,
     shrink,
 )
+from mobilei2v_pipeline.storage import VideoLocation
 from mobilei2v_pipeline.text import slug
 from mobilei2v_pipeline.video.decode import READ_ERROR_REASONS
 from mobilei2v_pipeline.video.fingerprint import near_duplicate_groups
@@ -37,7 +37,7 @@ Records = dict[str, Callable[[], VideoRecord]]  # by video id, each read when ca
 
 
 def synthesize_raw_videos(
-    user_videos: dict[str, Path], synthetic: dict[str, Any]
+    user_videos: dict[str, VideoLocation], synthetic: dict[str, Any]
 ) -> dict[str, Callable[[], bytes]]:
     """Synthetic raw videos when the user supplied none; none (and the old ones cleared) when they did.
 
@@ -53,19 +53,21 @@ def synthesize_raw_videos(
     return {f"{spec.name}.mp4": partial(synthetic_video_bytes, spec, **encoding) for spec in specs}
 
 
-def select_source_videos(user_videos: dict[str, Path], synthetic_videos: dict[str, Path]) -> dict[str, Path]:
+def select_source_videos(
+    user_videos: dict[str, VideoLocation], synthetic_videos: dict[str, VideoLocation]
+) -> dict[str, VideoLocation]:
     """The videos to curate, keyed by a stable identity: the user's if there are any, else synthetic ones."""
     source, videos = ("user", user_videos) if user_videos else ("synthetic", synthetic_videos)
     return {f"{source}/{name}": path for name, path in videos.items()}
 
 
-def curate_videos(source_videos: dict[str, Path], curation: dict[str, Any]) -> Records:
+def curate_videos(source_videos: dict[str, VideoLocation], curation: dict[str, Any]) -> Records:
     """One record per source video (its clips cut by time, upright, scored and fingerprinted, the frames of
     those the per-clip filters pass, or why the file was quarantined), for the records dataset to save one at
     a time as the configured engine (`curation.engine`, `curation.workers`, `curation.ray`) makes them: the
     run holds the videos in flight, not the folder. Every worker is single-threaded, so the records are the
     same bytes whichever engine and however many workers made them."""
-    jobs = {video_id: (video_id, str(path), curation, 1) for video_id, path in source_videos.items()}
+    jobs = {video_id: (video_id, location, curation, 1) for video_id, location in source_videos.items()}
     results = ordered_results(curate_video, jobs, curation["engine"], curation["workers"], curation["ray"])
     progress = tqdm(total=len(jobs), desc="curate videos", unit="video", disable=not jobs)
 
@@ -153,7 +155,7 @@ def validate_clip_table(
 
 
 def summarize_curation(
-    source_videos: dict[str, Path],
+    source_videos: dict[str, VideoLocation],
     quarantine: pd.DataFrame,
     clip_scores: pd.DataFrame,
     rejected_clips: pd.DataFrame,

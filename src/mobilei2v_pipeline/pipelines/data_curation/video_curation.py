@@ -12,6 +12,8 @@ from typing import Any
 import cv2
 import numpy as np
 
+from mobilei2v_pipeline import storage
+from mobilei2v_pipeline.storage import VideoLocation
 from mobilei2v_pipeline.text import slug
 from mobilei2v_pipeline.video.clip_scores import score_clip
 from mobilei2v_pipeline.video.decode import ClipSpec, VideoReadError, probe_video, read_clips
@@ -59,7 +61,9 @@ def shrink(frames: np.ndarray, max_width: int) -> np.ndarray:
     return np.stack([cv2.resize(frame, size, interpolation=cv2.INTER_AREA) for frame in frames])
 
 
-def curate_video(video_id: str, path: str, curation: dict[str, Any], threads: int = 0) -> VideoRecord:
+def curate_video(
+    video_id: str, path: VideoLocation, curation: dict[str, Any], threads: int = 0
+) -> VideoRecord:
     """The record of one video under the `curation` parameters; `threads` for the decoder (0: FFmpeg's
     choice). The same inputs give the same record whatever process or machine runs it."""
     spec = ClipSpec(**curation["clips"])
@@ -67,7 +71,10 @@ def curate_video(video_id: str, path: str, curation: dict[str, Any], threads: in
         info = probe_video(path, curation["min_short_side"])
         clips = read_clips(path, info, spec, threads=threads)
     except VideoReadError as exc:
-        size = Path(path).stat().st_size if Path(path).exists() else 0
+        try:
+            size = storage.size(path)
+        except OSError:
+            size = 0
         quarantine = dict(
             zip(QUARANTINE_COLUMNS, [video_id, str(path), size, exc.reason, str(exc)], strict=True)
         )

@@ -6,6 +6,7 @@ from __future__ import annotations
 import logging
 import time
 from collections.abc import Callable
+from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -176,6 +177,53 @@ def export_to_executorch(
     )
 
 
+def export_to_coreml(
+    student2_model: dict[str, Any],
+    vae: torch.nn.Module,
+    light_autoencoder: dict[str, Any],
+    latent_stats: dict[str, list[float]],
+    samples: dict[str, dict[str, np.ndarray]],
+    coreml_settings: dict[str, Any],
+) -> dict[str, Any]:
+    """The configured graphs as Core ML ML Programs for the iPhone (fp16 compute, iOS 17 or later, the
+    samples' static shapes, the ONNX graphs' input and output names), by graph."""
+    from mobilei2v_pipeline import coreml  # coremltools takes seconds to import
+
+    graphs = _graphs(student2_model, vae, light_autoencoder, latent_stats, samples)
+    models = {}
+    for name in coreml_settings["graphs"]:
+        started = time.perf_counter()
+        inputs = {n: samples[name][n][:1] for n in INPUTS[name]}
+        models[name] = coreml.convert(graphs[name], inputs, OUTPUTS[name])
+        logger.info("Converted %s to Core ML in %.1f s", name, time.perf_counter() - started)
+    return models
+
+
+COREML_COLUMNS = ["graph", "inputs", "outputs", "minimum_ios", "compute_precision", "ops_fp32", "size_mb"]
+
+
+def check_coreml_models(coreml_models: dict[str, Path]) -> pd.DataFrame:
+    """Per saved package, what coremltools' own validation accepted and what an app needs to call it: inputs
+    and outputs with their shapes, the oldest iOS that runs it, the precision it computes in, its size.
+    Core ML runs only on Apple systems: nothing here runs the model."""
+    from mobilei2v_pipeline import coreml
+
+    rows = []
+    for name, package in sorted(coreml_models.items()):
+        coreml.validate(package)
+        summary = coreml.spec_summary(package)
+        describe = lambda features: ", ".join(f"{n}{f['shape']}" for n, f in features.items())  # noqa: E731
+        rows.append(
+            {
+                "graph": name,
+                "inputs": describe(summary["inputs"]),
+                "outputs": describe(summary["outputs"]),
+                **{key: summary[key] for key in COREML_COLUMNS[3:]},
+            }
+        )
+    return pd.DataFrame(rows, columns=COREML_COLUMNS)
+
+
 def to_onnx(
     graph: torch.nn.Module, inputs: dict[str, np.ndarray], output_names: list[str], opset: int
 ) -> onnx.ModelProto:
@@ -259,13 +307,18 @@ def mobile_attention_parity(presets: dict[str, list[int] | None]) -> pd.DataFram
 
 
 def export_metrics(
-    export_table: pd.DataFrame, parity: pd.DataFrame, executorch_table: pd.DataFrame
+    export_table: pd.DataFrame,
+    parity: pd.DataFrame,
+    executorch_table: pd.DataFrame,
+    coreml_table: pd.DataFrame,
 ) -> dict[str, float]:
     """Flat figures for `dvc metrics`: every graph's parity, PSNR and size, and the mobile attention's
-    parity per preset (`mobile_attention_max_abs_err` is the worst of them), and the ExecuTorch
-    programs' parity, size and delegated share as `executorch_<graph>_<figure>`."""
+    parity per preset (`mobile_attention_max_abs_err` is the worst of them), the ExecuTorch
+    programs' parity, size and delegated share as `executorch_<graph>_<figure>`, and the Core ML packages'
+    size as `coreml_<graph>_size_mb`."""
     executorch = ("parity_max_abs_err", "psnr_db", "size_mb", "delegated_mac_fraction")
     figures = flat_figures(executorch_table, "graph", executorch, prefix="executorch_")
+    figures |= flat_figures(coreml_table, "graph", ["size_mb"], prefix="coreml_")
     figures |= flat_figures(export_table, "graph", ("parity_max_abs_err", "psnr_db", "fp32_size_mb", "opset"))
     figures["parity_max_abs_err"] = float(export_table["parity_max_abs_err"].max())
     figures |= flat_figures(parity, "preset", ["max_abs_err"], prefix="mobile_attention_")

@@ -54,6 +54,20 @@ def create_pipeline(**kwargs) -> Pipeline:
                 name="export_to_executorch",
             ),
             node(
+                nodes.export_to_coreml,
+                [
+                    "student2_model",
+                    "vae",
+                    "light_autoencoder",
+                    "latent_stats",
+                    "export_samples",
+                    "params:export.coreml",
+                ],
+                "coreml_models",
+                name="export_to_coreml",
+            ),
+            node(nodes.check_coreml_models, "coreml_models", "coreml_table", name="check_coreml_models"),
+            node(
                 nodes.export_timings,
                 ["export_times", "executorch_times"],
                 ["export_timings", "export_measured"],
@@ -61,7 +75,7 @@ def create_pipeline(**kwargs) -> Pipeline:
             ),
             node(
                 nodes.export_metrics,
-                ["export_table", "mobile_attention_parity", "executorch_table"],
+                ["export_table", "mobile_attention_parity", "executorch_table", "coreml_table"],
                 "export_metrics",
                 name="export_metrics",
             ),

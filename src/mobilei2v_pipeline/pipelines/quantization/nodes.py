@@ -7,6 +7,7 @@ import tempfile
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
+from functools import partial
 from pathlib import Path
 from typing import Any
 
@@ -21,8 +22,10 @@ from onnxruntime.quantization.calibrate import save_tensors_data
 from mobilei2v_pipeline import onnx_runtime
 from mobilei2v_pipeline.figures import flat_figures
 from mobilei2v_pipeline.models import autoencoder as ae
-from mobilei2v_pipeline.models.flow import euler_sample
+from mobilei2v_pipeline.models.config import LatentGrid
+from mobilei2v_pipeline.models.flow import Denoiser, euler_sample
 from mobilei2v_pipeline.models.i2v import example_noise, load_denoiser
+from mobilei2v_pipeline.models.mobile_denoiser import MobileDenoiser
 from mobilei2v_pipeline.pipelines.quantization.calibration import minmax_ranges
 from mobilei2v_pipeline.psnr import MODEL_RANGE_PEAK, psnr_db
 
@@ -236,21 +239,21 @@ def float_inputs(model: onnx.ModelProto, keep: Callable[[onnx.NodeProto], bool])
             nodes.remove(node)
 
 
-def _ort_denoiser(session) -> Callable[[torch.Tensor, torch.Tensor, torch.Tensor], torch.Tensor]:
-    """An ONNX Runtime denoiser with the torch sampler's calling convention."""
+def _as_denoiser(run: Callable[[dict[str, np.ndarray]], np.ndarray]) -> Denoiser:
+    """A runtime's denoiser (`run` takes the graph's named inputs) with the torch sampler's convention."""
 
     def denoise(latents: torch.Tensor, timesteps: torch.Tensor, motion: torch.Tensor) -> torch.Tensor:
         feed = dict(zip(DENOISER_INPUTS, (latents.numpy(), timesteps.numpy(), motion.numpy()), strict=True))
-        return torch.from_numpy(onnx_runtime.run(session, feed))
+        return torch.from_numpy(run(feed))
 
     return denoise
 
 
-def _videos(denoiser, decoder, examples: SamplingExamples, steps: int, shift: float) -> np.ndarray:
-    """Videos in [-1, 1] of the held-out examples, sampled and decoded in ONNX Runtime."""
+def _videos(denoiser: Denoiser, decoder, examples: SamplingExamples, steps: int, shift: float) -> np.ndarray:
+    """Videos in [-1, 1] of the held-out examples, sampled by `denoiser` and decoded in ONNX Runtime."""
     videos = []
     for i in np.flatnonzero(examples.held_out):
-        latents = euler_sample(_ort_denoiser(denoiser), *examples.sampler_inputs(i), steps, shift)
+        latents = euler_sample(denoiser, *examples.sampler_inputs(i), steps, shift)
         videos.append(onnx_runtime.run(decoder, {"latents": latents.numpy()}))
     return np.concatenate(videos)
 
@@ -275,7 +278,8 @@ def quantization_table(
     for precision, model in models.items():
         session = onnx_runtime.session(model, threads)
         outputs = onnx_runtime.run_all(session, held_out)
-        videos = _videos(session, decoder, examples, steps, float(teacher_sampling["shift"]))
+        denoiser = _as_denoiser(partial(onnx_runtime.run, session))
+        videos = _videos(denoiser, decoder, examples, steps, float(teacher_sampling["shift"]))
         reference = reference or {"outputs": outputs, "videos": videos}
         latency = onnx_runtime.time_runs(
             session, onnx_runtime.sample(held_out, 0), quantization["latency_repeats"]
@@ -298,11 +302,99 @@ def quantization_table(
     return table, latency_table
 
 
-def quantization_metrics(table: pd.DataFrame) -> dict[str, float]:
-    """`<precision>_<figure>` for `dvc metrics`; fp32 agrees with itself, so only its size."""
-    return flat_figures(table, "precision", ("psnr_db", "video_psnr_db", "size_mb", "size_ratio"))
+def quantization_metrics(table: pd.DataFrame, executorch_table: pd.DataFrame) -> dict[str, float]:
+    """`<precision>_<figure>` of the ONNX graphs for `dvc metrics` (fp32 agrees with itself, so only its
+    size), and the ExecuTorch programs' `executorch_<precision>_denoiser_<figure>` with
+    `executorch_<precision>_video_psnr_db`."""
+    figures = flat_figures(table, "precision", ("psnr_db", "video_psnr_db", "size_mb", "size_ratio"))
+    programs = executorch_table.assign(program=executorch_table["precision"] + "_denoiser")
+    columns = ("psnr_db", "size_mb", "size_ratio", "delegated_mac_fraction")
+    figures |= flat_figures(programs, "program", columns, prefix="executorch_")
+    return figures | flat_figures(executorch_table, "precision", ["video_psnr_db"], prefix="executorch_")
 
 
-def measured_quantization_figures(latency: pd.DataFrame) -> dict[str, float]:
-    """`<precision>_latency_ms` and `<precision>_speedup` (over fp32), measured on this CPU."""
-    return flat_figures(latency, "precision", ("latency_ms", "speedup"))
+def measured_quantization_figures(
+    latency: pd.DataFrame, executorch_latency: pd.DataFrame
+) -> dict[str, float]:
+    """`<precision>_latency_ms` and `<precision>_speedup` (over fp32) of the ONNX graphs in ONNX Runtime,
+    and `executorch_<precision>_denoiser_median_ms` and `_speedup` in ExecuTorch's, measured on this CPU."""
+    figures = flat_figures(latency, "precision", ("latency_ms", "speedup"))
+    programs = executorch_latency.assign(program=executorch_latency["precision"] + "_denoiser")
+    return figures | flat_figures(programs, "program", ("median_ms", "speedup"), prefix="executorch_")
+
+
+EXECUTORCH_COLUMNS = [
+    "precision",
+    "psnr_db",
+    "video_psnr_db",
+    "size_mb",
+    "size_ratio",
+    "delegated_mac_fraction",
+    "non_delegated_ops",
+]
+
+
+@torch.no_grad()
+def quantize_executorch(
+    student2_model: dict[str, Any],
+    executorch_programs: dict[str, Callable[[], bytes]],
+    onnx_models: dict[str, Callable[[], onnx.ModelProto]],
+    denoiser_inputs: dict[str, np.ndarray],
+    examples: SamplingExamples,
+    quantization: dict[str, Any],
+    teacher_sampling: dict[str, float],
+) -> tuple[dict[str, bytes], pd.DataFrame, pd.DataFrame]:
+    """The denoiser as an 8-bit ExecuTorch program (PT2E with XNNPACK's quantizer, calibrated on the same
+    captured inputs as the ONNX graphs, the condition path kept in float), and, beside the export's fp32
+    program, both run in ExecuTorch's runtime: output PSNR against fp32 on the held-out inputs, the PSNR of
+    the decoded video (deployed step count, ONNX fp32 decoder) against fp32's, size, the share of
+    multiply-accumulates in XNNPACK; apart, the median latency here and the speed-up over fp32. Programs
+    are keyed "denoiser_w8a8"."""
+    from mobilei2v_pipeline import executorch_runtime  # 5 s to import: only when this node runs
+
+    calibration = {k: denoiser_inputs[k][~denoiser_inputs["held_out"]] for k in DENOISER_INPUTS}
+    held_out = {k: denoiser_inputs[k][denoiser_inputs["held_out"]] for k in DENOISER_INPUTS}
+    grid = LatentGrid(*denoiser_inputs["latents"].shape[2:])
+    graph = MobileDenoiser(load_denoiser(student2_model), grid).eval()
+    started = time.perf_counter()
+    samples = (onnx_runtime.sample(calibration, i) for i in range(len(calibration["latents"])))
+    lowered = executorch_runtime.lower_8bit(graph, samples, quantized_from=["latents"])
+    delegation = {"w8a8": executorch_runtime.delegation(lowered)}  # fp32's is in the export's table
+    programs = {"fp32": executorch_programs["denoiser"](), "w8a8": executorch_runtime.to_executorch(lowered)}
+    logger.info("Quantized the ExecuTorch denoiser to 8 bits in %.1f s", time.perf_counter() - started)
+    decoder = onnx_runtime.session(onnx_models["decoder"](), quantization["threads"])
+    steps, shift = int(quantization["deployed_steps"]), float(teacher_sampling["shift"])
+    rows, times, reference = [], [], {}
+    for precision, program in programs.items():
+        method = executorch_runtime.load(program)
+        run = partial(executorch_runtime.run, method)
+        outputs = np.concatenate(
+            [run(onnx_runtime.sample(held_out, i)) for i in range(len(held_out["latents"]))]
+        )
+        videos = _videos(_as_denoiser(run), decoder, examples, steps, shift)
+        reference = reference or {"outputs": outputs, "videos": videos}
+        latency = [
+            executorch_runtime.timed_run(method, onnx_runtime.sample(held_out, 0))
+            for _ in range(quantization["latency_repeats"])
+        ]
+        rows.append(
+            {
+                "precision": precision,
+                "psnr_db": psnr_db(outputs, reference["outputs"]),
+                "video_psnr_db": psnr_db(videos, reference["videos"], MODEL_RANGE_PEAK),
+                "size_mb": len(program) / 2**20,
+                **delegation.get(precision, {}),
+            }
+        )
+        times.append({"precision": precision, "median_ms": float(np.median(latency))})
+        logger.info(
+            "ExecuTorch denoiser %s: output PSNR %.2f dB, %.2f MB, %.1f ms",
+            precision,
+            rows[-1]["psnr_db"],
+            rows[-1]["size_mb"],
+            times[-1]["median_ms"],
+        )
+    table, latency_table = pd.DataFrame(rows), pd.DataFrame(times)
+    table["size_ratio"] = table["size_mb"] / table.loc[0, "size_mb"]
+    latency_table["speedup"] = latency_table.loc[0, "median_ms"] / latency_table["median_ms"]
+    return {"denoiser_w8a8": programs["w8a8"]}, table[EXECUTORCH_COLUMNS], latency_table

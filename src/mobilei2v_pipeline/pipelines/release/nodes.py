@@ -5,6 +5,7 @@ from __future__ import annotations
 import logging
 import math
 import os
+import shutil
 import tempfile
 from collections.abc import Callable
 from importlib.metadata import version
@@ -18,9 +19,12 @@ from mlflow.entities.model_registry import ModelVersion
 from mlflow.exceptions import MlflowException
 from mlflow.tracking import MlflowClient
 
-from mobilei2v_pipeline import onnx_runtime
+from mobilei2v_pipeline.models.config import LatentGrid
 from mobilei2v_pipeline.models.i2v import load_denoiser
+from mobilei2v_pipeline.models.model_card import count_parameters
+from mobilei2v_pipeline.onnx_runtime import by_precision
 from mobilei2v_pipeline.pipelines.release.gate import gate_figures, judge
+from mobilei2v_pipeline.pipelines.release.model_card import Program, model_card
 from mobilei2v_pipeline.text import slug
 
 logger = logging.getLogger(__name__)
@@ -32,16 +36,21 @@ def register_release(
     student2_model: dict[str, Any],
     onnx_models: dict[str, Callable[[], onnx.ModelProto]],
     quantized_models: dict[str, Callable[[], onnx.ModelProto]],
+    executorch_programs: dict[str, Callable[[], bytes]],
+    executorch_quantized_programs: dict[str, Callable[[], bytes]],
+    coreml_models: dict[str, Path],
     ai_hub_profile: pd.DataFrame,
     release: dict[str, Any],
     deployed: dict[str, Any],
     **reports: dict[str, float],
-) -> dict[str, Any]:
-    """Log every ONNX graph (release/onnx/<precision>/<graph>.onnx) and the torch student to this run,
-    register the student as a new version of `release.model_name` (the challenger), and tag the version with
-    the deployed precision, the figures of evaluation, quantization and profiling (`reports`, by catalog
-    name: `<stage>_metrics` and `<stage>_measured`), AI Hub's rows, and the run's commit and data version.
-    Returns the version's number, its key figures, and which of them were measured on a clock."""
+) -> tuple[dict[str, Any], str]:
+    """Log every program to this run (release/onnx/<precision>/<graph>.onnx, release/executorch/
+    <precision>/<graph>.pte, release/coreml/<graph>.mlpackage) with the torch student, register the student
+    as a new version of `release.model_name` (the challenger), and tag the version with the deployed
+    precision, the figures of export, evaluation, quantization and profiling (`reports`, by catalog name:
+    `<stage>_metrics` and `<stage>_measured`), AI Hub's rows, and the run's commit and data version. The
+    model card (model_card.md) is logged beside the programs and is the version's description.
+    Returns the version's number, its key figures and which of them were measured on a clock; and the card."""
     run = mlflow.active_run()
     if run is None:
         raise RuntimeError("release needs an active MLflow run: run it through `kedro run` (kedro-mlflow)")
@@ -53,18 +62,18 @@ def register_release(
     tags = version_tags(
         client.get_run(run.info.run_id).data.tags, evaluation, stages, ai_hub_profile, release, deployed
     )
-    with tempfile.TemporaryDirectory() as tmp:
-        for key, load in onnx_runtime.by_precision(onnx_models, quantized_models).items():
-            path = Path(tmp) / f"{key}.onnx"
-            path.parent.mkdir(parents=True, exist_ok=True)
-            onnx.save(load(), path)
-        mlflow.log_artifacts(tmp, "release/onnx")
+    executorch = {f"fp32/{graph}": load for graph, load in executorch_programs.items()}
+    executorch |= {
+        "/".join(key.split("_")[::-1]): load for key, load in executorch_quantized_programs.items()
+    }
+    programs = _log_programs(by_precision(onnx_models, quantized_models), executorch, coreml_models)
+    student = load_denoiser(student2_model)
     info = mlflow.pytorch.log_model(
-        load_denoiser(student2_model),
+        student,
         name="student",
         registered_model_name=release["model_name"],
         # MLflow's pt2 format takes one tensor input, the denoiser three: the module is pickled, and loads
-        # with this package installed (the ONNX graphs beside it load anywhere).
+        # with this package installed (the programs beside it load anywhere).
         serialization_format="pickle",
         # Stated, not inferred: inference imports the model to list its packages, which is slow.
         pip_requirements=[
@@ -75,15 +84,70 @@ def register_release(
     number = int(info.registered_model_version)
     for key, value in tags.items():
         client.set_model_version_tag(release["model_name"], str(number), key, value)
-    client.update_model_version(
+    grid = LatentGrid(*_denoiser_grid(onnx_models["denoiser"]()))
+    card = model_card(
         release["model_name"],
-        str(number),
-        description=f"Stage-2 student, {deployed['steps']} step(s), deployed at {deployed['precision']}; "
-        f"ONNX graphs in run {run.info.run_id} under release/onnx.",
+        number,
+        student.config,
+        grid,
+        count_parameters(student),
+        programs,
+        tags,
+        release["evaluation_figures"],
     )
-    logger.info("Registered %s version %d", release["model_name"], number)
+    mlflow.log_text(card, "release/model_card.md")
+    description = (
+        card
+        if len(card) <= DESCRIPTION_CHARS
+        else card[: DESCRIPTION_CHARS - 80]
+        + (f"\n\n(cut: the whole card is release/model_card.md of run {run.info.run_id})")
+    )
+    client.update_model_version(release["model_name"], str(number), description=description)
+    logger.info("Registered %s version %d with %d programs", release["model_name"], number, len(programs))
     figures = _figures(tags, key_figures(release))
-    return {"version": number, "figures": figures, "measured": sorted(measured & set(figures))}
+    return {"version": number, "figures": figures, "measured": sorted(measured & set(figures))}, card
+
+
+DESCRIPTION_CHARS = 5000  # what MLflow's registry stores of a version's description
+
+
+def _log_programs(
+    onnx_graphs: dict[str, Callable[[], onnx.ModelProto]],
+    executorch: dict[str, Callable[[], bytes]],
+    coreml_models: dict[str, Path],
+) -> list[Program]:
+    """Log every program under release/ and describe each (keys "<precision>/<graph>")."""
+    programs = []
+    with tempfile.TemporaryDirectory() as tmp:
+        for key, load in onnx_graphs.items():
+            path = Path(tmp, "onnx", f"{key}.onnx")
+            path.parent.mkdir(parents=True, exist_ok=True)
+            onnx.save(load(), path)
+            programs.append(_program("ONNX", key, path, tmp))
+        for key, load in executorch.items():
+            path = Path(tmp, "executorch", f"{key}.pte")
+            path.parent.mkdir(parents=True, exist_ok=True)
+            path.write_bytes(load())
+            programs.append(_program("ExecuTorch (XNNPACK)", key, path, tmp))
+        for graph, package in sorted(coreml_models.items()):
+            path = Path(tmp, "coreml", package.name)
+            shutil.copytree(package, path)
+            programs.append(_program("Core ML", f"fp16/{graph}", path, tmp))
+        mlflow.log_artifacts(tmp, "release")
+    return programs
+
+
+def _program(target: str, key: str, path: Path, root: str) -> Program:
+    files = [path] if path.is_file() else [p for p in path.rglob("*") if p.is_file()]
+    precision, graph = key.split("/")
+    size_mb = sum(f.stat().st_size for f in files) / 2**20
+    return Program(target, precision, graph, f"release/{path.relative_to(root).as_posix()}", size_mb)
+
+
+def _denoiser_grid(model: onnx.ModelProto) -> list[int]:
+    """(frames, height, width) of the exported denoiser's static latent input."""
+    latents = next(i for i in model.graph.input if i.name == "latents")
+    return [d.dim_value for d in latents.type.tensor_type.shape.dim[2:]]
 
 
 def gate_release(
