@@ -49,6 +49,7 @@ bench: setup  ## benchmarks: print tables, write JSON to benchmarks/results/ (ab
 	python benchmarks/denoiser.py
 	python benchmarks/mobile_attention.py
 	python benchmarks/quantization.py
+	python benchmarks/quantized_cpu.py
 	python benchmarks/per_frame.py
 	python benchmarks/threads.py
 	python benchmarks/training_step.py

@@ -9,8 +9,10 @@ in ONNX Runtime (CPU, all threads): median of the timed runs after warm-up, and 
 The mobile forms are made for phone runtimes (channels-first 1x1 convolutions, heads as a view, batched
 matmuls, no einsum or split); this table says what they cost or save where ONNX Runtime's CPU kernels run
 them.
-The full run also lowers the whole mobile denoiser to ExecuTorch (XNNPACK) as the export stage does and times
-it the same way, with the share of its multiply-accumulates inside the delegate.
+The full run also lowers the whole mobile denoiser to ExecuTorch (XNNPACK) as the export stage does, and to an
+8-bit program as the quantization stage does (PT2E, XNNPACK's quantizer, calibrated on 4 flow-path inputs),
+and times both the same way, with their sizes, the share of their multiply-accumulates inside the delegate
+and the 8-bit output's PSNR against fp32.
 
     python benchmarks/mobile_attention.py          # layers, the whole denoiser, ExecuTorch: about 10 minutes
     python benchmarks/mobile_attention.py --quick  # layers only, 3 runs
@@ -23,6 +25,7 @@ from __future__ import annotations
 import argparse
 import gc
 import json
+import time
 from pathlib import Path
 
 import numpy as np
@@ -38,6 +41,7 @@ from mobilei2v_pipeline.models.mobile_attention import MobileLinearAttention, Mo
 from mobilei2v_pipeline.models.mobile_denoiser import MobileDenoiser
 from mobilei2v_pipeline.models.rope import rope_tables
 from mobilei2v_pipeline.pipelines.export.nodes import to_onnx
+from mobilei2v_pipeline.psnr import psnr_db
 
 RESULTS_DIR = Path(__file__).resolve().parent / "results"
 PRESET = PRESETS["paper"]
@@ -153,23 +157,41 @@ def denoiser_row(repeats: int) -> dict:
 def _executorch(
     graph: torch.nn.Module, inputs: dict[str, np.ndarray], expected: np.ndarray, repeats: int
 ) -> dict:
-    """The mobile form as the export stage makes its ExecuTorch program (XNNPACK), timed the same way."""
+    """The mobile form as the export stage makes its ExecuTorch program (XNNPACK) and as the quantization
+    stage makes the 8-bit one (calibrated on flow-path inputs), each timed the same way."""
+    from quantization import flow_inputs
+
     from mobilei2v_pipeline import executorch_runtime  # ExecuTorch takes 5 s to import
 
+    started = time.perf_counter()
     lowered = executorch_runtime.lower(graph, inputs)
-    delegation = executorch_runtime.delegation(lowered)
-    method = executorch_runtime.load(executorch_runtime.to_executorch(lowered))
+    row = {"executorch_lowering_s": time.perf_counter() - started}
+    row |= {f"executorch_{k}": v for k, v in executorch_runtime.delegation(lowered).items()}
+    programs = {"fp32": executorch_runtime.to_executorch(lowered)}
+    del lowered
+    calibration = flow_inputs(GRID, 4, seed=0, config=CONFIG)
+    started = time.perf_counter()
+    lowered = executorch_runtime.lower_8bit(
+        graph, (onnx_runtime.sample(calibration, i) for i in range(4)), quantized_from=["latents"]
+    )
+    row["executorch_w8a8_lowering_s"] = time.perf_counter() - started
+    row |= {f"executorch_w8a8_{k}": v for k, v in executorch_runtime.delegation(lowered).items()}
+    programs["w8a8"] = executorch_runtime.to_executorch(lowered)
     del lowered
     gc.collect()
-    log(f"whole denoiser: lowered, {delegation['delegated_mac_fraction']:.4f} of its MACs in XNNPACK")
-    got = executorch_runtime.run(method, inputs)
-    executorch_runtime.timed_run(method, inputs)  # warm-up
-    times = [executorch_runtime.timed_run(method, inputs) for _ in range(repeats)]
-    return {
-        "executorch_ms": float(np.median(times)),
-        "executorch_max_abs_err": float(np.abs(got - expected).max()),
-        **{f"executorch_{k}": v for k, v in delegation.items()},
-    }
+    outputs = {}
+    for precision, program in programs.items():
+        method = executorch_runtime.load(program)
+        outputs[precision] = executorch_runtime.run(method, inputs)
+        executorch_runtime.timed_run(method, inputs)  # warm-up
+        times = [executorch_runtime.timed_run(method, inputs) for _ in range(repeats)]
+        prefix = "executorch" if precision == "fp32" else "executorch_w8a8"
+        row[f"{prefix}_ms"] = float(np.median(times))
+        row[f"{prefix}_size_mb"] = size = len(program) / 2**20
+        log(f"whole denoiser: ExecuTorch {precision} {row[f'{prefix}_ms']:.1f} ms, {size:.1f} MB")
+    row["executorch_max_abs_err"] = float(np.abs(outputs["fp32"] - expected).max())
+    row["executorch_w8a8_psnr_db"] = psnr_db(outputs["w8a8"], outputs["fp32"])
+    return row
 
 
 def main(argv: list[str] | None = None) -> None:
@@ -186,9 +208,16 @@ def main(argv: list[str] | None = None) -> None:
         print(
             f"ExecuTorch (XNNPACK), whole paper denoiser: {row['executorch_ms']:.1f} ms "
             f"({row['executorch_ms'] / row['mobile_ms']:.2f}x ONNX Runtime's mobile form), "
-            f"{row['executorch_delegated_mac_fraction']:.4f} of MACs delegated, max abs err "
-            f"{row['executorch_max_abs_err']:.1e}; left to the portable kernels: "
-            f"{row['executorch_non_delegated_ops'] or 'nothing'}"
+            f"{row['executorch_size_mb']:.1f} MB, {row['executorch_delegated_mac_fraction']:.4f} of MACs "
+            f"delegated, max abs err {row['executorch_max_abs_err']:.1e}; left to the portable kernels: "
+            f"{row['executorch_non_delegated_ops'] or 'nothing'}\n"
+            f"ExecuTorch 8-bit: {row['executorch_w8a8_ms']:.1f} ms "
+            f"({row['executorch_ms'] / row['executorch_w8a8_ms']:.2f}x faster than fp32), "
+            f"{row['executorch_w8a8_size_mb']:.1f} MB "
+            f"({row['executorch_w8a8_size_mb'] / row['executorch_size_mb']:.2f}x), PSNR vs fp32 "
+            f"{row['executorch_w8a8_psnr_db']:.1f} dB, {row['executorch_w8a8_delegated_mac_fraction']:.4f} "
+            f"of MACs delegated, lowered in {row['executorch_w8a8_lowering_s']:.0f} s; left outside: "
+            f"{row['executorch_w8a8_non_delegated_ops'] or 'nothing'}"
         )
     print(
         text_table(

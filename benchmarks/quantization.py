@@ -37,7 +37,7 @@ from report import log, machine_info, text_table
 
 from mobilei2v_pipeline import onnx_runtime
 from mobilei2v_pipeline.atomic_write import atomic_write_bytes
-from mobilei2v_pipeline.models.config import PRESETS, LatentGrid
+from mobilei2v_pipeline.models.config import PRESETS, DenoiserConfig, LatentGrid
 from mobilei2v_pipeline.models.denoiser import MobileI2VDenoiser
 from mobilei2v_pipeline.models.mobile_denoiser import MobileDenoiser
 from mobilei2v_pipeline.pipelines.export.nodes import to_onnx
@@ -49,10 +49,12 @@ RESULTS_DIR = ROOT / "benchmarks" / "results"
 CONFIG = PRESETS["paper"].denoiser
 
 
-def flow_inputs(grid: LatentGrid, count: int, seed: int) -> dict[str, np.ndarray]:
+def flow_inputs(
+    grid: LatentGrid, count: int, seed: int, config: DenoiserConfig = CONFIG
+) -> dict[str, np.ndarray]:
     """Denoiser inputs along the flow path: x_t = (1 - t) x0 + t noise with frame 0 clean."""
     rng = np.random.default_rng(seed)
-    shape = (count, CONFIG.latent_channels, grid.frames, grid.height, grid.width)
+    shape = (count, config.latent_channels, grid.frames, grid.height, grid.width)
     clean, noise = rng.standard_normal(shape), rng.standard_normal(shape)
     t = rng.uniform(0.05, 1.0, count)
     latents = (1 - t[:, None, None, None, None]) * clean + t[:, None, None, None, None] * noise

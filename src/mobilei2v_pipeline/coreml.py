@@ -7,8 +7,10 @@ package, its summary and its validation all work from the spec and the weights f
 
 from __future__ import annotations
 
+import json
 import shutil
 import tempfile
+import uuid
 from collections import Counter
 from pathlib import Path
 from typing import Any
@@ -74,12 +76,31 @@ def save(model: ct.models.MLModel, folder: Path, name: str) -> Path:
     try:
         staged = staging / target.name
         model.save(str(staged))
+        _settle(staged)
         if target.exists():
             target.rename(staging / "old")
         staged.rename(target)
     finally:
         shutil.rmtree(staging, ignore_errors=True)
     return target
+
+
+def _settle(package: Path) -> None:
+    """Make a saved package the same bytes for the same model: coremltools names the manifest's items by
+    random UUIDs (name them by a UUID of their path instead), and its torch.export frontend leaves a debug
+    file in the package that no manifest entry names (drop it)."""
+    manifest_path = package / "Manifest.json"
+    manifest = json.loads(manifest_path.read_text())
+    renamed = {
+        key: str(uuid.uuid5(uuid.NAMESPACE_URL, entry["path"]))
+        for key, entry in manifest["itemInfoEntries"].items()
+    }
+    manifest["itemInfoEntries"] = {renamed[k]: v for k, v in manifest["itemInfoEntries"].items()}
+    manifest["rootModelIdentifier"] = renamed[manifest["rootModelIdentifier"]]
+    manifest_path.write_text(json.dumps(manifest, indent=4, sort_keys=True) + "\n")
+    for stray in package.glob("*.json"):
+        if stray != manifest_path:
+            stray.unlink()
 
 
 def _spec(path_or_model: Path | str | ct.models.MLModel) -> tuple[Model_pb2.Model, Path]:

@@ -414,6 +414,7 @@ class ExportParameters(Schema):
 class PrecisionTypes(Schema):
     weights: QUANT_TYPES
     activations: QUANT_TYPES
+    format: Literal["QDQ", "QOperator"] = "QDQ"  # QDQ for QNN and AI Hub; QOperator for ORT's CPU provider
 
 
 class Calibration(Schema):

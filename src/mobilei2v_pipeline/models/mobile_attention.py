@@ -43,11 +43,17 @@ def conv1x1_parts(
     """A 1x1 convolution of (B, C, 1, S) with `weight` (out, C, 1, 1) as `parts` convolutions, one per
     consecutive block of output channels: `channel_slices(conv(x), parts)` with the constant weights
     sliced instead of the activation (the export folds them)."""
-    # Copies, not views: ExecuTorch 1.5 serialises a folded constant that is a view of another's storage
-    # from the storage's start (the second half of a split weight came out as the first: 1e-3 off).
-    weights = [w.clone() for w in weight.chunk(parts)]
-    biases = [b.clone() for b in bias.chunk(parts)] if bias is not None else [None] * parts
+    weights = weight_slices(weight, parts)
+    biases = weight_slices(bias, parts) if bias is not None else [None] * parts
     return [F.conv2d(x, w, b) for w, b in zip(weights, biases, strict=True)]
+
+
+def weight_slices(weight: torch.Tensor, parts: int) -> list[torch.Tensor]:
+    """`weight.chunk(parts)` along its first axis as sliced copies. Slices: the ONNX exporter leaves a chunk
+    of an initializer as a Split node. Copies: ExecuTorch 1.5 serialises a folded constant that is a view of
+    another's storage from the start of that storage (a split weight's second half came out as its first)."""
+    size = weight.shape[0] // parts
+    return [weight[i * size : (i + 1) * size].clone() for i in range(parts)]
 
 
 class ChannelMean(nn.Module):

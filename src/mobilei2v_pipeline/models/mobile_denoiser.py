@@ -29,6 +29,7 @@ from mobilei2v_pipeline.models.mobile_attention import (
     conv1x1_parts,
     linear_as_conv1x1,
     use_mobile_attention,
+    weight_slices,
 )
 
 
@@ -99,7 +100,7 @@ class MobileDenoiser(nn.Module):
         # The value and gate halves each through their own convolutions (no activation is sliced).
         inverted, depth = ffn.inverted_conv, ffn.depth_conv
         halves = conv1x1_parts(h, inverted.weight, inverted.bias, 2)  # 1x1 Conv2d on (B, C, 1, S)
-        weights, biases = depth.weight.chunk(2), depth.bias.chunk(2)
+        weights, biases = weight_slices(depth.weight, 2), weight_slices(depth.bias, 2)
         value, gate = (
             self._depthwise(F.silu(y), w, b) for y, w, b in zip(halves, weights, biases, strict=True)
         )

@@ -177,14 +177,17 @@ class _Calibrated:
             save_tensors_data(ranges, self.cache)
 
     def quantize(self, types: dict[str, str]) -> onnx.ModelProto:
-        output = self.folder / f"quantized-{types['weights']}-{types['activations']}.onnx"
+        """One precision: `weights` and `activations` (ONNX Runtime QuantTypes) and the `format`, QDQ (what
+        QNN and AI Hub take) or QOperator (QLinear* ops, for ONNX Runtime's CPU provider)."""
+        form = types.get("format", "QDQ")
+        output = self.folder / f"quantized-{types['weights']}-{types['activations']}-{form}.onnx"
         # MinMax reads the ranges computed once; ONNX Runtime's histogram calibrators calibrate here.
         reader = None if self.cache else _Inputs(self.calibration)
         ort_quant.quantize_static(
             self.prepared,
             output,
             reader,
-            quant_format=ort_quant.QuantFormat.QDQ,
+            quant_format=ort_quant.QuantFormat[form],
             op_types_to_quantize=self.op_types,
             nodes_to_exclude=sorted(self.keep_nodes),
             per_channel=self.settings["per_channel"],
@@ -196,7 +199,7 @@ class _Calibrated:
             calibration_cache_path=self.cache,
         )
         keep = lambda n: n.op_type in self.keep_types or n.name in self.keep_nodes  # noqa: E731
-        return float_inputs(onnx.load(output), keep)
+        return float_inputs(onnx.load(output), keep) if form == "QDQ" else onnx.load(output)
 
 
 def module_nodes(model: onnx.ModelProto, modules: list[str]) -> set[str]:
@@ -332,6 +335,7 @@ EXECUTORCH_COLUMNS = [
     "delegated_mac_fraction",
     "non_delegated_ops",
 ]
+EXECUTORCH_TIME_COLUMNS = ["precision", "median_ms", "speedup"]
 
 
 @torch.no_grad()
@@ -349,7 +353,10 @@ def quantize_executorch(
     program, both run in ExecuTorch's runtime: output PSNR against fp32 on the held-out inputs, the PSNR of
     the decoded video (deployed step count, ONNX fp32 decoder) against fp32's, size, the share of
     multiply-accumulates in XNNPACK; apart, the median latency here and the speed-up over fp32. Programs
-    are keyed "denoiser_w8a8"."""
+    are keyed "denoiser_w8a8". Made when the export made the fp32 program (`export.executorch.graphs`)."""
+    if "denoiser" not in executorch_programs:
+        logger.info("No fp32 ExecuTorch denoiser (export.executorch.graphs): no 8-bit program either")
+        return {}, pd.DataFrame(columns=EXECUTORCH_COLUMNS), pd.DataFrame(columns=EXECUTORCH_TIME_COLUMNS)
     from mobilei2v_pipeline import executorch_runtime  # 5 s to import: only when this node runs
 
     calibration = {k: denoiser_inputs[k][~denoiser_inputs["held_out"]] for k in DENOISER_INPUTS}
