@@ -29,6 +29,7 @@ import time
 from pathlib import Path
 
 import numpy as np
+import onnx
 import torch
 from report import log, machine_info, text_table
 
@@ -41,6 +42,7 @@ from mobilei2v_pipeline.models.mobile_attention import MobileLinearAttention, Mo
 from mobilei2v_pipeline.models.mobile_denoiser import MobileDenoiser
 from mobilei2v_pipeline.models.rope import rope_tables
 from mobilei2v_pipeline.pipelines.export.nodes import to_onnx
+from mobilei2v_pipeline.pipelines.profiling.onnxruntime import operator_times
 from mobilei2v_pipeline.psnr import psnr_db
 
 RESULTS_DIR = Path(__file__).resolve().parent / "results"
@@ -120,6 +122,12 @@ def layer_rows(repeats: int) -> list[dict]:
     return rows
 
 
+def _top_operators(model: onnx.ModelProto, inputs: dict[str, np.ndarray]) -> dict[str, float]:
+    """ONNX Runtime's kernel time per run by operator type (its profiler, 2 runs), the 8 largest."""
+    table = operator_times(model, inputs, threads=0, runs=2)
+    return dict(zip(table["op_type"][:8], table["ms"][:8], strict=True))
+
+
 @torch.no_grad()
 def denoiser_row(repeats: int) -> dict:
     torch.manual_seed(0)
@@ -136,12 +144,14 @@ def denoiser_row(repeats: int) -> dict:
     training = to_onnx(model, inputs, ["out"], 18)
     log("whole denoiser: exported the training form")
     training_ms, expected = _time(training, inputs, repeats)
+    training_ops = _top_operators(training, inputs)
     del training
     gc.collect()
     mobile_form = MobileDenoiser(model, GRID).eval()
     mobile = to_onnx(mobile_form, inputs, ["out"], 18)
     log("whole denoiser: exported the mobile form")
     mobile_ms, got = _time(mobile, inputs, repeats)
+    mobile_ops = _top_operators(mobile, inputs)
     del mobile
     gc.collect()
     return {
@@ -150,6 +160,8 @@ def denoiser_row(repeats: int) -> dict:
         "mobile_ms": mobile_ms,
         "speedup": training_ms / mobile_ms,
         "max_abs_err": float(np.abs(got - expected).max()),
+        "training_operators_ms": training_ops,
+        "mobile_operators_ms": mobile_ops,
         **_executorch(mobile_form, inputs, expected, repeats),
     }
 
@@ -219,6 +231,10 @@ def main(argv: list[str] | None = None) -> None:
             f"of MACs delegated, lowered in {row['executorch_w8a8_lowering_s']:.0f} s; left outside: "
             f"{row['executorch_w8a8_non_delegated_ops'] or 'nothing'}"
         )
+    if not args.quick:
+        for form in ("training", "mobile"):
+            top = ", ".join(f"{op} {ms:.0f}" for op, ms in rows[-1][f"{form}_operators_ms"].items())
+            print(f"ONNX Runtime, whole paper denoiser, {form} form, ms per run by operator: {top}")
     print(
         text_table(
             ["case", "training ms", "mobile ms", "mobile speed-up", "max abs err"],

@@ -26,7 +26,6 @@ import argparse
 import json
 import tempfile
 import time
-from collections import Counter
 from pathlib import Path
 
 import numpy as np
@@ -43,6 +42,7 @@ from mobilei2v_pipeline.models.config import PRESETS
 from mobilei2v_pipeline.models.denoiser import MobileI2VDenoiser
 from mobilei2v_pipeline.models.mobile_denoiser import MobileDenoiser
 from mobilei2v_pipeline.pipelines.export.nodes import to_onnx
+from mobilei2v_pipeline.pipelines.profiling.onnxruntime import operator_times
 from mobilei2v_pipeline.pipelines.quantization.nodes import quantize_models
 from mobilei2v_pipeline.psnr import psnr_db
 
@@ -50,25 +50,16 @@ ROOT = Path(__file__).resolve().parents[1]
 RESULTS_DIR = ROOT / "benchmarks" / "results"
 
 
-def _session(model: onnx.ModelProto, level: ort.GraphOptimizationLevel, profile: str | None = None):
+def _session(model: onnx.ModelProto, level: ort.GraphOptimizationLevel) -> ort.InferenceSession:
     options = ort.SessionOptions()
     options.graph_optimization_level = level
     options.log_severity_level = 3
-    if profile:
-        options.enable_profiling, options.profile_file_prefix = True, profile
     return ort.InferenceSession(model.SerializeToString(), options, providers=["CPUExecutionProvider"])
 
 
-def _op_times(session: ort.InferenceSession, feed: dict[str, np.ndarray], runs: int = 5) -> dict[str, float]:
-    """Milliseconds per run by operator type, from ONNX Runtime's profiler."""
-    for _ in range(runs):
-        session.run(None, feed)
-    events = json.loads(Path(session.end_profiling()).read_text())
-    times: Counter[str] = Counter()
-    for event in events:
-        if event.get("cat") == "Node" and event["name"].endswith("_kernel_time"):
-            times[event["args"]["op_name"]] += event["dur"] / 1000 / runs
-    return dict(times.most_common(6))
+def _top_operators(graph: onnx.ModelProto, feed: dict[str, np.ndarray]) -> dict[str, float]:
+    table = operator_times(graph, feed, threads=0, runs=5)
+    return dict(zip(table["op_type"][:6], table["ms"][:6], strict=True))
 
 
 def main(argv: list[str] | None = None) -> None:
@@ -121,34 +112,34 @@ def main(argv: list[str] | None = None) -> None:
     }
     rows, reference = [], None
     feed = {k: v[:1] for k, v in held_out.items()}
-    with tempfile.TemporaryDirectory() as tmp:
-        for name, (graph, level) in forms.items():
-            session = _session(graph, level)
-            outputs = np.concatenate(
-                [
-                    session.run(None, {k: v[i : i + 1] for k, v in held_out.items()})[0]
-                    for i in range(args.held_out)
-                ]
-            )
-            reference = outputs if reference is None else reference
-            for _ in range(3):
-                session.run(None, feed)
-            times = []
-            for _ in range(args.repeats):
-                started = time.perf_counter()
-                session.run(None, feed)
-                times.append(1000 * (time.perf_counter() - started))
-            rows.append(
-                {
-                    "form": name,
-                    "median_ms": float(np.median(times)),
-                    "psnr_db": None if name == "fp32" else psnr_db(outputs, reference),
-                    "size_mb": graph.ByteSize() / 2**20,
-                    "nodes": len(graph.graph.node),
-                    "op_ms": _op_times(_session(graph, level, f"{tmp}/{len(rows)}"), feed),
-                }
-            )
-            log(f"{name}: {rows[-1]['median_ms']:.2f} ms")
+    for name, (graph, level) in forms.items():
+        session = _session(graph, level)
+        outputs = np.concatenate(
+            [
+                session.run(None, {k: v[i : i + 1] for k, v in held_out.items()})[0]
+                for i in range(args.held_out)
+            ]
+        )
+        reference = outputs if reference is None else reference
+        for _ in range(3):
+            session.run(None, feed)
+        times = []
+        for _ in range(args.repeats):
+            started = time.perf_counter()
+            session.run(None, feed)
+            times.append(1000 * (time.perf_counter() - started))
+        rows.append(
+            {
+                "form": name,
+                "median_ms": float(np.median(times)),
+                "psnr_db": None if name == "fp32" else psnr_db(outputs, reference),
+                "size_mb": graph.ByteSize() / 2**20,
+                "nodes": len(graph.graph.node),
+                # by operator type, at ONNX Runtime's default optimisation (the profiler's session)
+                "op_ms": _top_operators(graph, feed) if level == full else {},
+            }
+        )
+        log(f"{name}: {rows[-1]['median_ms']:.2f} ms")
     for row in rows:
         row["speedup"] = rows[0]["median_ms"] / row["median_ms"]
     print(
