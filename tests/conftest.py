@@ -81,6 +81,14 @@ def dvc_project(project: Path) -> Path:
     return init_dvc_repo(project)
 
 
+def without_app_programs(project: Path) -> None:
+    """Leave the ExecuTorch programs (fp32 and 8-bit) and the Core ML packages out of a project copy's smoke
+    export: tests of retraining and sweeps do not read them, and they cost half a minute per export."""
+    export = project / "conf/smoke/parameters_export.yml"
+    text = export.read_text().replace("graphs: [denoiser]", "graphs: []")
+    export.write_text(text + "  coreml:\n    graphs: []\n")
+
+
 def init_dvc_repo(project: Path) -> Path:
     shutil.copytree(
         REPO / ".dvc", project / ".dvc", ignore=shutil.ignore_patterns("cache", "tmp", "config.local")

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import dataclasses
 import gc
 
 import numpy as np
@@ -13,11 +12,7 @@ from executorch.runtime import Program
 from torch import nn
 
 from mobilei2v_pipeline import executorch_runtime
-from mobilei2v_pipeline.models.config import LatentGrid, get_preset
-from mobilei2v_pipeline.models.denoiser import MobileI2VDenoiser
 from mobilei2v_pipeline.models.mobile_attention import linear_as_conv1x1
-from mobilei2v_pipeline.models.mobile_denoiser import MobileDenoiser
-from mobilei2v_pipeline.psnr import psnr_db
 
 
 class _TwoConvolutions(nn.Module):
@@ -73,45 +68,3 @@ def test_a_loaded_method_outlives_the_bytes_it_was_loaded_from():
     # denoiser), though a program this small may still run: so check that the method holds it.
     assert any(isinstance(o, Program) for o in gc.get_referents(vars(method)))
     np.testing.assert_allclose(executorch_runtime.run(method, inputs), expected, atol=1e-5)
-
-
-def test_an_8_bit_program_quantizes_the_token_path_and_leaves_the_condition_path_float():
-    """A small denoiser (the tiny preset's width, two blocks) through PT2E and XNNPACK's quantizer: one
-    delegate with every multiply-accumulate and no slice left outside it, int8 weights, close to fp32."""
-    config = dataclasses.replace(get_preset("tiny").denoiser, depth=2, softmax_blocks=(1,))
-    grid = LatentGrid(2, 4, 6)
-    torch.manual_seed(0)
-    model = MobileI2VDenoiser(config)
-    torch.nn.init.normal_(model.final_layer.linear.weight, std=0.05)
-    graph = MobileDenoiser(model.eval(), grid).eval()
-    rng = np.random.default_rng(0)
-
-    def inputs() -> dict[str, np.ndarray]:
-        shape = (1, config.latent_channels, grid.frames, grid.height, grid.width)
-        timesteps = np.array([[0.0, rng.uniform(0.2, 1.0)]], np.float32)
-        return {
-            "latents": rng.standard_normal(shape).astype(np.float32),
-            "timesteps": timesteps,
-            "motion": rng.uniform(1, 8, 1).astype(np.float32),
-        }
-
-    calibration, test = [inputs() for _ in range(4)], inputs()
-    with torch.no_grad():
-        fp32 = executorch_runtime.to_executorch(executorch_runtime.lower(graph, test))
-        lowered = executorch_runtime.lower_8bit(graph, iter(calibration), quantized_from=["latents"])
-    figures = executorch_runtime.delegation(lowered)
-    edge = lowered.exported_program().graph
-    quantized = [n for n in edge.nodes if "quantize_per" in str(n.target)]
-    assert figures["delegated_mac_fraction"] == 1.0 and "slice" not in figures["non_delegated_ops"]
-    assert not quantized  # every quantize node went into the delegate with the ops it feeds
-    program = executorch_runtime.to_executorch(lowered)
-    # The token path's weights (blocks, patch embedding, output layer) went from 4 bytes to 1.
-    token_path = [model.blocks, model.patch_embed, model.final_layer.linear]
-    weights = sum(p.numel() for part in token_path for p in part.parameters() if p.ndim > 1)
-    assert len(program) < len(fp32) - 0.7 * 3 * weights
-    got = executorch_runtime.run(executorch_runtime.load(program), test)
-    want = executorch_runtime.run(executorch_runtime.load(fp32), test)
-    assert psnr_db(got, want) > 30
-    # The condition path is float: the timestep embedder's weights are in the program as fp32 bytes.
-    weight = model.timestep_embedder.mlp[0].weight.detach().numpy().astype(np.float32).tobytes()
-    assert weight[:64] in program

@@ -12,7 +12,7 @@ import sys
 from pathlib import Path
 
 import pandas as pd
-from conftest import REPO, init_dvc_repo
+from conftest import REPO, init_dvc_repo, without_app_programs
 from mlflow.tracking import MlflowClient
 
 from notebooks import execute_notebook, plain_texts
@@ -30,8 +30,7 @@ def test_a_sweep_shows_in_dvc_and_in_mlflow_one_run_per_experiment(
     trained_project: Path, tmp_path: Path, monkeypatch
 ):
     project = shutil.copytree(trained_project, tmp_path / "project")
-    export = project / "conf/smoke/parameters_export.yml"  # ExecuTorch is not what is swept
-    export.write_text(export.read_text().replace("graphs: [denoiser]", "graphs: []"))
+    without_app_programs(project)  # not what is swept or retrained
     init_dvc_repo(project)
     uri = f"sqlite:///{tmp_path / 'mlflow.db'}"
     monkeypatch.setenv("MLFLOW_TRACKING_URI", uri)

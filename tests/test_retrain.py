@@ -19,7 +19,7 @@ from pathlib import Path
 
 import pandas as pd
 import pytest
-from conftest import init_dvc_repo
+from conftest import init_dvc_repo, without_app_programs
 from mlflow.tracking import MlflowClient
 
 from mobilei2v_pipeline.retrain import BUSY, KEPT, PROMOTED, retrain_lock
@@ -32,11 +32,10 @@ RELEASE = Path("data/08_reporting/release.json")
 @pytest.fixture(scope="module")
 def scheduled(trained_project: Path, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Path]:
     """A copy of the trained smoke project under git and DVC, with its outputs recorded in dvc.lock and a
-    registry of its own. ExecuTorch is left out of the export: the retrain does not depend on it."""
+    registry of its own. The app programs are left out of the export: the retrain does not depend on them."""
     root = tmp_path_factory.mktemp("scheduled")
     project = shutil.copytree(trained_project, root / "project")
-    export = project / "conf/smoke/parameters_export.yml"
-    export.write_text(export.read_text().replace("graphs: [denoiser]", "graphs: []"))
+    without_app_programs(project)
     init_dvc_repo(project)
     with pytest.MonkeyPatch.context() as monkeypatch:
         monkeypatch.setenv("MLFLOW_TRACKING_URI", f"sqlite:///{root / 'mlflow.db'}")
