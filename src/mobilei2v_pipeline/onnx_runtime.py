@@ -2,8 +2,11 @@
 
 from __future__ import annotations
 
+import multiprocessing
+import re
 import time
 from collections.abc import Callable
+from concurrent.futures import ProcessPoolExecutor
 from pathlib import Path
 
 import numpy as np
@@ -69,3 +72,27 @@ def time_runs(
         model.run(None, feed)
         times.append(1000 * (time.perf_counter() - started))
     return np.array(times)
+
+
+def _status_kib(field: str) -> int:
+    return int(re.search(rf"{field}:\s+(\d+)", Path("/proc/self/status").read_text()).group(1))
+
+
+def _peak_memory_mb(model: bytes, inputs: dict[str, np.ndarray], threads: int, runs: int) -> float:
+    """In a fresh process: how far its peak resident memory rises above the level before the session while
+    the session loads and runs the graph (ONNX Runtime allocates outside Python, and a process that ran
+    other graphs reuses freed memory). The kernel's peak is reset first, so imports do not count."""
+    Path("/proc/self/clear_refs").write_text("5")  # resets VmHWM to the current resident size
+    before = _status_kib("VmRSS")
+    loaded = session(onnx.load_from_string(model), threads)
+    time_runs(loaded, inputs, runs, warmup=1)
+    return (_status_kib("VmHWM") - before) / 1024
+
+
+def peak_memory_mb(model: onnx.ModelProto, inputs: dict[str, np.ndarray], threads: int, runs: int) -> float:
+    """The peak memory a graph takes to load and run, measured in a spawned process (a clean one, not a copy
+    of this one). Here, beside the sessions, because the spawned process imports this module only: under
+    the pipelines' packages it would import torch and matplotlib first, 1.4 s of every measurement."""
+    context = multiprocessing.get_context("spawn")
+    with ProcessPoolExecutor(max_workers=1, mp_context=context) as pool:
+        return pool.submit(_peak_memory_mb, model.SerializeToString(), inputs, threads, runs).result()

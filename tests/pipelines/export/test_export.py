@@ -94,7 +94,7 @@ def test_export_and_executorch_times_are_measured_apart(trained_project: Path):
 def test_the_core_ml_packages_are_valid_fp16_ml_programs_with_the_app_s_names(trained_project: Path):
     from mobilei2v_pipeline import coreml
 
-    folder = trained_project / "data/06_models/coreml"  # smoke converts the light pair; test_coreml.py the rest
+    folder = trained_project / "data/06_models/coreml"  # the light pair in smoke (the denoiser: test_coreml)
     assert sorted(p.name for p in folder.iterdir()) == ["light_decoder.mlpackage", "light_encoder.mlpackage"]
     samples = pd.read_pickle(trained_project / "data/05_model_input/export_samples.pkl")
     for package in folder.iterdir():

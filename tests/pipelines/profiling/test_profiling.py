@@ -14,8 +14,9 @@ import pandas as pd
 import pytest
 from conftest import run_kedro, use_project
 
+from mobilei2v_pipeline.onnx_runtime import peak_memory_mb
 from mobilei2v_pipeline.pipelines.profiling.ai_hub import NO_TOKEN
-from mobilei2v_pipeline.pipelines.profiling.onnxruntime import operator_times, peak_memory_mb
+from mobilei2v_pipeline.pipelines.profiling.onnxruntime import operator_times
 
 REPORTS = Path("data/08_reporting")
 MEASURED = REPORTS / "measured"

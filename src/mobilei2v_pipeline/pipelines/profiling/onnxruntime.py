@@ -4,10 +4,7 @@ time in, and the peak memory a graph takes to load and run."""
 from __future__ import annotations
 
 import json
-import multiprocessing
-import re
 import tempfile
-from concurrent.futures import ProcessPoolExecutor
 from pathlib import Path
 from typing import Any
 
@@ -16,27 +13,6 @@ import onnx
 import pandas as pd
 
 from mobilei2v_pipeline import onnx_runtime
-
-
-def _status_kib(field: str) -> int:
-    return int(re.search(rf"{field}:\s+(\d+)", Path("/proc/self/status").read_text()).group(1))
-
-
-def _peak_memory_mb(model: bytes, inputs: dict[str, np.ndarray], threads: int, runs: int) -> float:
-    """In a fresh process: how far its peak resident memory rises above the level before the session while
-    the session loads and runs the graph (ONNX Runtime allocates outside Python, and a process that ran
-    other graphs reuses freed memory). The kernel's peak is reset first, so imports do not count."""
-    Path("/proc/self/clear_refs").write_text("5")  # resets VmHWM to the current resident size
-    before = _status_kib("VmRSS")
-    session = onnx_runtime.session(onnx.load_from_string(model), threads)
-    onnx_runtime.time_runs(session, inputs, runs, warmup=1)
-    return (_status_kib("VmHWM") - before) / 1024
-
-
-def peak_memory_mb(model: onnx.ModelProto, inputs: dict[str, np.ndarray], threads: int, runs: int) -> float:
-    context = multiprocessing.get_context("spawn")  # a clean process, not a copy of this one
-    with ProcessPoolExecutor(max_workers=1, mp_context=context) as pool:
-        return pool.submit(_peak_memory_mb, model.SerializeToString(), inputs, threads, runs).result()
 
 
 def profile_graph(
@@ -53,7 +29,7 @@ def profile_graph(
         "median_ms": float(np.median(times)),
         "p90_ms": float(np.percentile(times, 90)),
         "min_ms": float(times.min()),
-        "peak_memory_mb": peak_memory_mb(model, inputs, threads, settings["profiled_runs"]),
+        "peak_memory_mb": onnx_runtime.peak_memory_mb(model, inputs, threads, settings["profiled_runs"]),
         "runs": len(times),
     }
     return figures, operator_times(model, inputs, threads, settings["profiled_runs"]), outputs
