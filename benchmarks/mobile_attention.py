@@ -195,10 +195,8 @@ def _executorch(
     for precision, program in programs.items():
         method = executorch_runtime.load(program)
         outputs[precision] = executorch_runtime.run(method, inputs)
-        executorch_runtime.timed_run(method, inputs)  # warm-up
-        times = [executorch_runtime.timed_run(method, inputs) for _ in range(repeats)]
         prefix = "executorch" if precision == "fp32" else "executorch_w8a8"
-        row[f"{prefix}_ms"] = float(np.median(times))
+        row[f"{prefix}_ms"] = executorch_runtime.median_ms(method, inputs, repeats)
         row[f"{prefix}_size_mb"] = size = len(program) / 2**20
         log(f"whole denoiser: ExecuTorch {precision} {row[f'{prefix}_ms']:.1f} ms, {size:.1f} MB")
     row["executorch_max_abs_err"] = float(np.abs(outputs["fp32"] - expected).max())

@@ -9,6 +9,7 @@ from pathlib import Path
 from typing import Any
 
 import fsspec
+from fsspec.implementations.local import LocalFileSystem
 
 from mobilei2v_pipeline import storage
 from mobilei2v_pipeline.atomic_write import atomic_write_bytes
@@ -30,7 +31,7 @@ def data_version(
     hashes = {}
     for name, location in sorted(user_videos.items()):
         fs, path = storage.filesystem(location)
-        key = str(Path(path).resolve()) if storage.is_local(location) else str(location)
+        key = str(Path(path).resolve()) if isinstance(fs, LocalFileSystem) else str(location)
         entry, ukey = known.get(key), fs.ukey(path)
         if not entry or entry.get("ukey") != ukey:
             entry = {"ukey": ukey, "sha256": _file_sha256(fs, path)}

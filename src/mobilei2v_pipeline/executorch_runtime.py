@@ -132,9 +132,14 @@ def run(method: Method, inputs: dict[str, np.ndarray]) -> np.ndarray:
     return method.execute(list(_tensors(inputs)))[0].numpy()
 
 
-def timed_run(method: Method, inputs: dict[str, np.ndarray]) -> float:
-    """Milliseconds of one run."""
+def median_ms(method: Method, inputs: dict[str, np.ndarray], repeats: int) -> float:
+    """Median milliseconds of `repeats` runs on the same inputs, after one untimed warm-up run (the first
+    run packs XNNPACK's weights)."""
     tensors = list(_tensors(inputs))
-    started = time.perf_counter()
     method.execute(tensors)
-    return 1000 * (time.perf_counter() - started)
+    times = []
+    for _ in range(repeats):
+        started = time.perf_counter()
+        method.execute(tensors)
+        times.append(1000 * (time.perf_counter() - started))
+    return float(np.median(times))

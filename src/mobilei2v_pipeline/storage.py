@@ -26,10 +26,6 @@ def filesystem(location: VideoLocation) -> tuple[fsspec.AbstractFileSystem, str]
     return fsspec.core.url_to_fs(str(location))
 
 
-def is_local(location: VideoLocation) -> bool:
-    return isinstance(filesystem(location)[0], LocalFileSystem)
-
-
 def location(fs: fsspec.AbstractFileSystem, path: str) -> VideoLocation:
     """How a file found on `fs` is handed on: a Path when it is local, else its full URL."""
     return Path(path) if isinstance(fs, LocalFileSystem) else fs.unstrip_protocol(path)

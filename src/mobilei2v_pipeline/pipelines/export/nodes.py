@@ -146,11 +146,8 @@ def export_to_executorch(
         outputs = np.concatenate(
             [executorch_runtime.run(method, onnx_runtime.sample(inputs, i)) for i in range(count)]
         )
-        latency = [
-            executorch_runtime.timed_run(method, onnx_runtime.sample(inputs, 0))
-            for _ in range(executorch["repeats"])
-        ]
-        times.append([name, export_s, float(np.median(latency))])
+        median = executorch_runtime.median_ms(method, onnx_runtime.sample(inputs, 0), executorch["repeats"])
+        times.append([name, export_s, median])
         rows.append(
             {
                 "graph": name,

@@ -380,10 +380,9 @@ def quantize_executorch(
         )
         videos = _videos(_as_denoiser(run), decoder, examples, steps, shift)
         reference = reference or {"outputs": outputs, "videos": videos}
-        latency = [
-            executorch_runtime.timed_run(method, onnx_runtime.sample(held_out, 0))
-            for _ in range(quantization["latency_repeats"])
-        ]
+        median = executorch_runtime.median_ms(
+            method, onnx_runtime.sample(held_out, 0), quantization["latency_repeats"]
+        )
         rows.append(
             {
                 "precision": precision,
@@ -393,7 +392,7 @@ def quantize_executorch(
                 **delegation.get(precision, {}),
             }
         )
-        times.append({"precision": precision, "median_ms": float(np.median(latency))})
+        times.append({"precision": precision, "median_ms": median})
         logger.info(
             "ExecuTorch denoiser %s: output PSNR %.2f dB, %.2f MB, %.1f ms",
             precision,
