@@ -10,7 +10,8 @@ The mobile forms are made for phone runtimes (channels-first 1x1 convolutions, h
 matmuls, no einsum or split); this table says what they cost or save where ONNX Runtime's CPU kernels run
 them.
 The full run also lowers the whole mobile denoiser to ExecuTorch (XNNPACK) as the export stage does, and to an
-8-bit program as the quantization stage does (PT2E, XNNPACK's quantizer, calibrated on 4 flow-path inputs),
+8-bit program as the quantization stage does (PT2E, XNNPACK's quantizer, calibrated on 4 flow-path inputs,
+the modulation projections of conf/base/parameters_quantization.yml quantized at run time),
 and times both the same way, with their sizes, the share of their multiply-accumulates inside the delegate
 and the 8-bit output's PSNR against fp32.
 
@@ -31,6 +32,7 @@ from pathlib import Path
 import numpy as np
 import onnx
 import torch
+import yaml
 from report import log, machine_info, text_table
 
 from mobilei2v_pipeline import onnx_runtime
@@ -45,7 +47,8 @@ from mobilei2v_pipeline.pipelines.export.nodes import to_onnx
 from mobilei2v_pipeline.pipelines.profiling.onnxruntime import operator_times
 from mobilei2v_pipeline.psnr import psnr_db
 
-RESULTS_DIR = Path(__file__).resolve().parent / "results"
+ROOT = Path(__file__).resolve().parents[1]
+RESULTS_DIR = ROOT / "benchmarks" / "results"
 PRESET = PRESETS["paper"]
 CONFIG, GRID = PRESET.denoiser, PRESET.latent_grid
 
@@ -183,8 +186,12 @@ def _executorch(
     del lowered
     calibration = flow_inputs(GRID, 4, seed=0, config=CONFIG)
     started = time.perf_counter()
+    settings = yaml.safe_load((ROOT / "conf/base/parameters_quantization.yml").read_text())["quantization"]
     lowered = executorch_runtime.lower_8bit(
-        graph, (onnx_runtime.sample(calibration, i) for i in range(4)), quantized_from=["latents"]
+        graph,
+        (onnx_runtime.sample(calibration, i) for i in range(4)),
+        ["latents"],
+        dynamic_modules=settings["executorch_dynamic_modules"],
     )
     row["executorch_w8a8_lowering_s"] = time.perf_counter() - started
     row |= {f"executorch_w8a8_{k}": v for k, v in executorch_runtime.delegation(lowered).items()}

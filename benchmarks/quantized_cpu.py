@@ -37,6 +37,7 @@ from onnxruntime import quantization as ort_quant
 from quantization import flow_inputs
 from report import log, machine_info, text_table
 
+from mobilei2v_pipeline import onnx_runtime
 from mobilei2v_pipeline.atomic_write import atomic_write_bytes
 from mobilei2v_pipeline.models.config import PRESETS
 from mobilei2v_pipeline.models.denoiser import MobileI2VDenoiser
@@ -48,13 +49,6 @@ from mobilei2v_pipeline.psnr import psnr_db
 
 ROOT = Path(__file__).resolve().parents[1]
 RESULTS_DIR = ROOT / "benchmarks" / "results"
-
-
-def _session(model: onnx.ModelProto, level: ort.GraphOptimizationLevel) -> ort.InferenceSession:
-    options = ort.SessionOptions()
-    options.graph_optimization_level = level
-    options.log_severity_level = 3
-    return ort.InferenceSession(model.SerializeToString(), options, providers=["CPUExecutionProvider"])
 
 
 def _top_operators(graph: onnx.ModelProto, feed: dict[str, np.ndarray]) -> dict[str, float]:
@@ -115,7 +109,7 @@ def main(argv: list[str] | None = None) -> None:
     rows, reference = [], None
     feed = {k: v[:1] for k, v in held_out.items()}
     for name, (graph, level) in forms.items():
-        session = _session(graph, level)
+        session = onnx_runtime.session(graph, optimization=level)
         outputs = np.concatenate(
             [
                 session.run(None, {k: v[i : i + 1] for k, v in held_out.items()})[0]

@@ -4,8 +4,12 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import pytest
+from kedro.io import DatasetError
+
 from mobilei2v_pipeline.datasets.output_folder import OutputFolderDataset
 from mobilei2v_pipeline.datasets.video_folder import VideoFolderDataset
+from mobilei2v_pipeline.datasets.working_folder import WorkingFolderDataset
 
 
 def test_an_empty_save_leaves_an_empty_folder(tmp_path: Path):
@@ -39,3 +43,11 @@ def test_a_video_folder_in_object_storage_lists_urls_and_keeps_exactly_the_last_
     }
     videos.save({"a.mp4": b"a2"})
     assert list(videos.load()) == ["a.mp4"]
+
+
+def test_a_working_folder_loads_as_its_path_created_and_is_never_saved_to(tmp_path: Path):
+    folder = WorkingFolderDataset(path=str(tmp_path / "stage" / "checkpoints"))
+    assert not folder.exists()
+    assert folder.load() == tmp_path / "stage" / "checkpoints" and folder.exists()
+    with pytest.raises(DatasetError, match="written by the node"):
+        folder.save(tmp_path)

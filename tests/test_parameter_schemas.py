@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 import time
 from pathlib import Path
 from typing import get_args
@@ -65,8 +66,6 @@ def _flat(params: dict, prefix: str = "") -> dict:
 
 def _cut(key: str) -> bool:
     top, _, rest = key.partition(".")
-    if rest.endswith(("checkpoint_dir", "artifacts_dir")):
-        return True  # the data root: checked below
     if "training." in rest and rest.endswith(TRAINING_KEPT):
         return False  # the training recipe is the paper's, only its lengths are cut
     return any(rest == cut or rest.startswith(cut + ".") for cut in PAPER_CHECK_CUTS.get(top, ()))
@@ -79,9 +78,7 @@ def test_paper_check_is_paper_with_only_counts_cut_and_its_data_apart():
     assert check["teacher.preset"] == "paper" and check["autoencoder.vae"] == "ltx"
     assert (check["curation.clips.height"], check["curation.clips.width"]) == (720, 1280)
     assert "random" in check["autoencoder.pretrained_path"].lower()
-    paths = [
-        v for k, v in check.items() if k.endswith(("checkpoint_dir", "artifacts_dir", "pretrained_path"))
-    ]
+    paths = [v for k, v in check.items() if k.endswith("pretrained_path")]
     catalog = _flat(_loader("paper_check")["catalog"])
     paths += [v for k, v in catalog.items() if k.endswith((".filepath", ".path"))]
     assert len(paths) > 40 and [p for p in paths if p and not p.startswith("data/paper_check/")] == []
@@ -242,3 +239,18 @@ def test_the_training_schema_states_the_training_configs_fields_and_defaults():
     for name, default in config.items():
         if default is not dataclasses.MISSING:
             assert schema[name] == default, name
+
+
+def test_the_documented_training_defaults_are_the_training_configs():
+    """conf/'s training blocks state only what differs from the defaults: docs/parameters.md lists them."""
+    import dataclasses
+
+    from mobilei2v_pipeline.training.loop import TrainingConfig
+
+    text = (REPO / "docs/parameters.md").read_text().split("## Training", 1)[1].split("\n## ", 1)[0]
+    documented = dict(re.findall(r"^\| `(\w+)` \| `?([^`|]+?)`? \|", text, flags=re.M))
+    config = {
+        f.name: "required" if f.default is dataclasses.MISSING else str(f.default)
+        for f in dataclasses.fields(TrainingConfig)
+    }
+    assert documented == config

@@ -22,6 +22,7 @@ from executorch.exir import EdgeProgramManager, to_edge_transform_and_lower
 from executorch.exir.passes.constant_prop_pass import constant_prop_pass
 from executorch.runtime import Method, Runtime
 from torchao.quantization.pt2e.quantize_pt2e import convert_pt2e, prepare_pt2e
+from torchao.quantization.pt2e.quantizer.composable_quantizer import ComposableQuantizer
 
 DELEGATE_CALL = "executorch_call_delegate"
 
@@ -45,23 +46,37 @@ def lower(graph: torch.nn.Module, inputs: dict[str, np.ndarray]) -> EdgeProgramM
 
 
 def lower_8bit(
-    graph: torch.nn.Module, calibration: Iterable[dict[str, np.ndarray]], quantized_from: Sequence[str]
+    graph: torch.nn.Module,
+    calibration: Iterable[dict[str, np.ndarray]],
+    quantized_from: Sequence[str],
+    dynamic_modules: Sequence[str] = (),
 ) -> EdgeProgramManager:
     """`graph` quantized through PT2E with XNNPACK's quantizer and lowered: int8 weights, symmetric per
     output channel, and static int8 activations whose ranges are observed on every input set of
-    `calibration` (the first fixes the shapes). Only the ops that depend on the inputs named in
-    `quantized_from` are quantized: for the denoiser ("latents",), so the condition path (the timestep and
-    motion embeddings and the modulation tables made from them: few ops, and 2 dB of the output's PSNR at 8
-    bits) stays float. XNNPACK's quantizer takes convolutions, linears, adds, muls and concatenations; the
-    rest (the attention's batched products, the norms' statistics) runs in fp32 inside the same delegate."""
+    `calibration` (the first fixes the shapes), for the ops that depend on the inputs named in
+    `quantized_from`. Of the rest, the linears inside `dynamic_modules` (module paths) get int8 weights and
+    activations quantized at run time (per input, nothing calibrated); everything else stays float. For the
+    denoiser: ("latents",) and the modulation projections, so the condition path's embeddings stay float
+    (at static 8 bits they cost 2 dB of the output's PSNR) and its largest weights are 8-bit. XNNPACK's
+    quantizer takes convolutions, linears, adds, muls and concatenations; the rest (the attention's batched
+    products, the norms' statistics) runs in fp32 inside the same delegate."""
     calibration = iter(calibration)
     first = next(calibration)
     module = _exported(graph, first).module()
-    quantized = _downstream(module.graph, set(quantized_from))
-    quantizer = XNNPACKQuantizer().set_global(get_symmetric_quantization_config(is_per_channel=True))
-    # The filter sees every node of a pattern, weights too: those are not computed from any input.
-    quantizer.set_filter_function(lambda node: node.op != "call_function" or node in quantized)
-    prepared = prepare_pt2e(module, quantizer)
+    static = _downstream(module.graph, set(quantized_from))
+
+    def dynamic(node: torch.fx.Node) -> bool:
+        paths = (path for path, _ in node.meta.get("nn_module_stack", {}).values())
+        return node not in static and any(f".{m}." in f".{p}." for p in paths for m in dynamic_modules)
+
+    # A filter sees every node of a pattern, weights too: those are not computed from any input.
+    quantizers = [
+        XNNPACKQuantizer()
+        .set_global(get_symmetric_quantization_config(is_per_channel=True, is_dynamic=is_dynamic))
+        .set_filter_function(lambda node, chosen=chosen: node.op != "call_function" or chosen(node))
+        for is_dynamic, chosen in ((False, static.__contains__), (True, dynamic))
+    ]
+    prepared = prepare_pt2e(module, ComposableQuantizer(quantizers))
     for inputs in chain([first], calibration):  # streamed: one input set in memory at a time
         prepared(*_tensors(inputs))
     program = torch.export.export(convert_pt2e(prepared), _tensors(first))

@@ -15,12 +15,17 @@ import onnxruntime as ort
 
 
 def session(
-    model: onnx.ModelProto | Path, threads: int = 0, profile_prefix: str | None = None
+    model: onnx.ModelProto | Path,
+    threads: int = 0,
+    profile_prefix: str | None = None,
+    optimization: ort.GraphOptimizationLevel = ort.GraphOptimizationLevel.ORT_ENABLE_ALL,
 ) -> ort.InferenceSession:
     """A CPU session of a model in memory or in a file (whose external weights are mapped, not copied);
-    `threads` 0 lets ONNX Runtime choose, `profile_prefix` turns its profiler on."""
+    `threads` 0 lets ONNX Runtime choose, `profile_prefix` turns its profiler on, `optimization` caps its
+    graph optimisations (all by default)."""
     options = ort.SessionOptions()
     options.intra_op_num_threads = threads
+    options.graph_optimization_level = optimization
     options.log_severity_level = 3  # warnings about unused initializers are noise here
     if profile_prefix:
         options.enable_profiling = True

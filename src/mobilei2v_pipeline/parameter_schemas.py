@@ -241,7 +241,6 @@ class DataCurationParameters(Schema):
 
 class LightAutoencoder(Schema):
     widths: Annotated[list[PositiveInt], Field(min_length=1)]
-    checkpoint_dir: str
     training: Training
 
 
@@ -254,7 +253,6 @@ class Autoencoder(Schema):
     encode_batch_size: PositiveInt
     evaluation_clips: PositiveInt | None
     latent_scale: Literal["per_channel", "shared"]
-    checkpoint_dir: str
     training: Training
     light: LightAutoencoder
 
@@ -280,7 +278,6 @@ class Teacher(Schema):
     sampling: Sampling
     validation_examples: PositiveInt
     sample_examples: PositiveInt
-    checkpoint_dir: str
     training: Training
 
 
@@ -301,7 +298,6 @@ class Trajectories(Schema):
 
 
 class Stage1(Schema):
-    checkpoint_dir: str
     training: Training
 
 
@@ -334,7 +330,6 @@ class Stage2(Schema):
     discriminator: Discriminator
     update_every: UpdateEvery
     learning_rates: LearningRates
-    checkpoint_dir: str
     training: Training
 
 
@@ -442,6 +437,7 @@ class Quantization(Schema):
     ]
     keep_float_ops: list[str]
     keep_float_modules: list[str]
+    executorch_dynamic_modules: list[str]
     per_channel: bool
     calibrate_method: CALIBRATION_METHODS
     calibration_budget_mb: PositiveFloat
@@ -481,7 +477,6 @@ class QaiHub(Schema):
     require_hub: bool
     connect_timeout_s: PositiveFloat
     job_timeout_s: PositiveFloat
-    artifacts_dir: str
 
 
 class Profiling(Schema):

@@ -178,7 +178,7 @@ def test_a_pretrained_vae_is_loaded_and_training_skipped(tmp_path: Path):
     saved = build_vae("micro")
     saved.save_pretrained(tmp_path / "vae")
     params = {"pretrained_path": str(tmp_path / "vae"), "vae": "tiny", "training": {"steps": 10**9}}
-    vae, history = train_autoencoder(pd.DataFrame(), {}, params)
+    vae, history = train_autoencoder(pd.DataFrame(), {}, tmp_path / "unused", params)
     assert history.empty
     for (name, loaded), original in zip(vae.state_dict().items(), saved.state_dict().values(), strict=True):
         assert torch.equal(loaded, original), name

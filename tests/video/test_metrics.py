@@ -22,6 +22,34 @@ def test_psnr_and_ssim_of_identical_and_different_videos():
     assert metrics.video_ssim(video, _video(1)) < 0.1  # independent noise
 
 
+def test_ssim_is_scikit_images_on_the_same_frames():
+    """Against scikit-image's SSIM with the same settings (Gaussian 11x11 window of sigma 1.5, population
+    covariance, range 1): per channel and frame, 'valid' windows only, then the mean."""
+    from skimage.metrics import structural_similarity
+
+    rng = np.random.default_rng(0)
+    y, x = np.mgrid[0:40, 0:48]
+    scene = np.stack([np.sin(x / 5 + t) * np.cos(y / 7) for t in range(3)])[..., None] * [1.0, 0.6, -0.8]
+    video = np.clip(127.5 + 100 * scene, 0, 255).astype(np.uint8)
+    for noise in (4, 20, 60):
+        degraded = np.clip(video + rng.normal(0, noise, video.shape), 0, 255).astype(np.uint8)
+        expected = np.mean(
+            [
+                structural_similarity(
+                    frame / 255.0,
+                    reference / 255.0,
+                    data_range=1.0,
+                    channel_axis=-1,
+                    gaussian_weights=True,
+                    sigma=1.5,
+                    use_sample_covariance=False,
+                )
+                for frame, reference in zip(degraded, video, strict=True)
+            ]
+        )
+        assert metrics.video_ssim(degraded, video) == pytest.approx(expected, abs=1e-5), noise
+
+
 def test_temporal_jitter_is_zero_for_uniform_change_and_large_for_flicker():
     ramp = np.stack([np.full((8, 8, 3), 20 * t, dtype=np.uint8) for t in range(5)])
     assert metrics.temporal_jitter(ramp) == pytest.approx(0.0, abs=1e-6)

@@ -54,10 +54,9 @@ def test_every_env_distills_on_the_teachers_grid_with_real_blocks(env: str):
     assert max(distillation["stage2"]["discriminator"]["blocks"]) < depth
 
 
-def _params(tmp_path: Path, **training) -> dict:
+def _params(**training) -> dict:
     distillation = _env_params("smoke")["distillation"]
     for stage in ("stage1", "stage2"):
-        distillation[stage]["checkpoint_dir"] = str(tmp_path / stage)
         distillation[stage]["training"].update(training)
     return distillation
 
@@ -81,14 +80,16 @@ def test_trajectories_hold_the_teacher_states_at_the_student_times(inputs: dict,
 def test_stage1_regression_and_stage2_distribution_matching_each_improve(inputs: dict, tmp_path: Path):
     # The base stage-1 rate: the smoke teacher's 2- and N-step samples start close (MSE ~3e-4 on the micro
     # VAE's latents), and 2e-3's first Adam steps move the student further away than that.
-    params = _params(tmp_path, steps=40, learning_rate=2e-4, validate_every=40)
-    student1, history1 = nodes.distill_stage1(**inputs, distillation=params)
+    params = _params(steps=40, learning_rate=2e-4, validate_every=40)
+    student1, history1 = nodes.distill_stage1(**inputs, checkpoints=tmp_path / "stage1", distillation=params)
     start, end = _falls(history1, "loss")
     assert end < 0.7 * start, (start, end)
     val = history1["val_agreement_mse_2step"].dropna()
     assert val.iloc[-1] < val.iloc[0]  # closer to the teacher's N steps, in 2 steps, on val clips
 
-    student2, history2 = nodes.distill_stage2(**inputs, student1_model=student1, distillation=params)
+    student2, history2 = nodes.distill_stage2(
+        **inputs, student1_model=student1, checkpoints=tmp_path / "stage2", distillation=params
+    )
     for column in ("student_regression", "fake_score_loss"):
         start, end = _falls(history2, column)
         assert end < start, (column, start, end)
@@ -98,8 +99,8 @@ def test_stage1_regression_and_stage2_distribution_matching_each_improve(inputs:
     assert student2["config"] == student1["config"] == inputs["teacher_model"]["config"]
 
 
-def test_gradient_checkpointing_reaches_every_denoiser_of_both_stages(inputs: dict, tmp_path: Path):
-    distillation = _params(tmp_path) | {"gradient_checkpointing": True}
+def test_gradient_checkpointing_reaches_every_denoiser_of_both_stages(inputs: dict):
+    distillation = _params() | {"gradient_checkpointing": True}
     kwargs = [inputs[k] for k in ("teacher_model", "teacher_trajectories", "clip_latents", "latent_table")]
     kwargs += [inputs["latent_stats"], inputs["vae"], distillation]
     stage1 = TrajectoryRegressionTask(**nodes._task_inputs(*kwargs, "stage1"))

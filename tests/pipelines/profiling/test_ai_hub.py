@@ -177,6 +177,7 @@ def test_success_on_two_devices(inputs: dict, tmp_path: Path) -> None:
         assert (tmp_path / "hub" / row["compiled_model"]).read_bytes() == b"artifact"
         assert row["compiled_model"].endswith("_w8a8_denoiser.bin")
     assert len(list((tmp_path / "hub" / "profiles").glob("*.json"))) == 2
+    assert sorted(p.name for p in (tmp_path / "hub").rglob(".*")) == []  # each download renamed into place
 
 
 @pytest.mark.parametrize("wait_error", [False, True], ids=["failed-status", "client-timeout"])

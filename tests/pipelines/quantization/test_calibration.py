@@ -30,7 +30,7 @@ class _Small(torch.nn.Module):
 def prepared(tmp_path_factory: pytest.TempPathFactory) -> Path:
     folder = tmp_path_factory.mktemp("calibration")
     torch.manual_seed(0)
-    program = torch.onnx.export(_Small(), (torch.randn(1, 3, 16, 16),), input_names=["x"], dynamo=True)
+    program = torch.onnx.export(_Small().eval(), (torch.randn(1, 3, 16, 16),), input_names=["x"], dynamo=True)
     onnx.save(program.model_proto, folder / "source.onnx", save_as_external_data=True, location="w")
     ort_quant.quant_pre_process(folder / "source.onnx", folder / "prepared.onnx", skip_symbolic_shape=True)
     return folder / "prepared.onnx"

@@ -48,10 +48,15 @@ def checkpoint_folder(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return folder
 
 
+def _import(latents: np.ndarray, table: pd.DataFrame, stats: dict, teacher: dict) -> tuple:
+    """The training node with a pretrained checkpoint: it trains nothing, so writes no checkpoints."""
+    return train_teacher(latents, table, stats, vae=None, checkpoints=Path("unused"), teacher=teacher)
+
+
 def test_the_teacher_is_imported_and_not_trained(checkpoint_folder: Path) -> None:
     latents, table, stats = _latents(8)
     teacher = _teacher_params(checkpoint_folder)
-    model_file, history = train_teacher(latents, table, stats, vae=None, teacher=teacher)
+    model_file, history = _import(latents, table, stats, teacher)
     model = load_denoiser(model_file)
     assert model.config.hidden_size == 144 and model.config.latent_channels == 8
     imported = load_fixture()["state_dict"]
@@ -68,10 +73,10 @@ def test_an_empty_folder_stops_the_stage_naming_it(tmp_path: Path) -> None:
     folder.mkdir(parents=True)
     latents, table, stats = _latents(8)
     with pytest.raises(FileNotFoundError, match=rf"{folder}.*teacher.pretrained_path: null"):
-        train_teacher(latents, table, stats, vae=None, teacher=_teacher_params(folder))
+        _import(latents, table, stats, _teacher_params(folder))
 
 
 def test_a_checkpoint_for_other_latents_is_refused(checkpoint_folder: Path) -> None:
     latents, table, stats = _latents(16)  # the autoencoder gives 16 channels, the checkpoint takes 8
     with pytest.raises(CheckpointImportError, match="takes 8-channel latents, the autoencoder gives 16"):
-        train_teacher(latents, table, stats, vae=None, teacher=_teacher_params(checkpoint_folder))
+        _import(latents, table, stats, _teacher_params(checkpoint_folder))

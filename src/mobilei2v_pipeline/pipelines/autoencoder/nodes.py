@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Callable
+from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -32,7 +33,10 @@ def stack_clips(clip_frames: dict[str, Callable[[], np.ndarray]], clip_ids: pd.S
 
 
 def train_autoencoder(
-    clip_table: pd.DataFrame, clip_frames: dict[str, Callable[[], np.ndarray]], autoencoder: dict[str, Any]
+    clip_table: pd.DataFrame,
+    clip_frames: dict[str, Callable[[], np.ndarray]],
+    checkpoints: Path,
+    autoencoder: dict[str, Any],
 ) -> tuple[Any, pd.DataFrame]:
     """Train the VAE from scratch on the train clips, or load it from `pretrained_path` and skip training.
 
@@ -51,7 +55,7 @@ def train_autoencoder(
         autoencoder["crop_size"],
         autoencoder["temporal_loss_weight"],
     )
-    result = train(task, config_from_params(autoencoder["training"]), autoencoder["checkpoint_dir"])
+    result = train(task, config_from_params(autoencoder["training"]), checkpoints)
     vae = ae.build_vae(autoencoder["vae"])
     vae.load_state_dict(result.state_dict)
     return vae.eval(), pd.DataFrame(result.history)
@@ -157,7 +161,7 @@ def encode_latents(
     latents_all = torch.cat(latents)
     table = clip_table[["clip_id", "video_id", "split", "motion_score", "frames", "height", "width"]]
     table = table.reset_index(drop=True)
-    train = latents_all[torch.as_tensor((table["split"] == "train").to_numpy())]
+    train = latents_all[torch.tensor((table["split"] == "train").to_numpy())]  # pandas' array is read-only
     stats = ae.latent_stats(train, autoencoder["latent_scale"])
     return latents_all.numpy(), torch.cat(first_frames).numpy(), table, stats
 
@@ -168,6 +172,7 @@ def train_light_autoencoder(
     latent_table: pd.DataFrame,
     clip_frames: dict[str, Callable[[], np.ndarray]],
     latent_stats: dict[str, list[float]],
+    checkpoints: Path,
     autoencoder: dict[str, Any],
 ) -> tuple[dict[str, Any], pd.DataFrame, dict[str, float]]:
     """Distil the light encoder and decoder from the VAE; returns the model, its history and its figures."""
@@ -188,7 +193,7 @@ def train_light_autoencoder(
             "images": ae.to_model_range(first[:, None])[:, :, 0],
         }
     task = LightAutoencoderTask(config, split, latent_stats, linear_path)
-    result = train(task, config_from_params(light["training"]), light["checkpoint_dir"])
+    result = train(task, config_from_params(light["training"]), checkpoints)
     model = task.build_model()
     model.load_state_dict(result.state_dict)
     figures = {f"light_{k}": v for k, v in task.validate(model).items()}

@@ -11,7 +11,7 @@ def create_pipeline(**kwargs) -> Pipeline:
         [
             node(
                 nodes.train_autoencoder,
-                ["clip_table", "curated_clips@frames", "params:autoencoder"],
+                ["clip_table", "curated_clips@frames", "autoencoder_checkpoints", "params:autoencoder"],
                 ["vae", "vae_training_history"],
                 name="train_autoencoder",
             ),
@@ -44,6 +44,7 @@ def create_pipeline(**kwargs) -> Pipeline:
                     "latent_table",
                     "curated_clips@frames",
                     "latent_stats",
+                    "light_autoencoder_checkpoints",
                     "params:autoencoder",
                 ],
                 ["light_autoencoder", "light_autoencoder_history", "light_autoencoder_metrics"],

@@ -4,6 +4,7 @@ and stage 2 (1-step distribution matching + adversarial + regression anchor)."""
 from __future__ import annotations
 
 import time
+from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -77,7 +78,7 @@ def _task_inputs(
         "shift": trajectories["shift"],
         "vae": vae.eval(),
         "stats": latent_stats,
-        "settings": {k: v for k, v in settings.items() if k not in {"training", "checkpoint_dir"}},
+        "settings": {k: v for k, v in settings.items() if k != "training"},
         "gradient_checkpointing": distillation["gradient_checkpointing"],
     }
 
@@ -89,6 +90,7 @@ def distill_stage1(
     latent_table: pd.DataFrame,
     latent_stats: dict[str, list[float]],
     vae: Any,
+    checkpoints: Path,
     distillation: dict[str, Any],
 ) -> tuple[dict[str, Any], pd.DataFrame]:
     """Stage 1: the few-step student, a copy of the teacher trained on its trajectories' segments."""
@@ -105,7 +107,7 @@ def distill_stage1(
             "stage1",
         )
     )
-    result = train(task, config_from_params(stage["training"]), stage["checkpoint_dir"])
+    result = train(task, config_from_params(stage["training"]), checkpoints)
     student = task.build_model()
     student.load_state_dict(result.state_dict)
     return denoiser_file(student.eval()), pd.DataFrame(result.history)
@@ -119,6 +121,7 @@ def distill_stage2(
     latent_table: pd.DataFrame,
     latent_stats: dict[str, list[float]],
     vae: Any,
+    checkpoints: Path,
     distillation: dict[str, Any],
 ) -> tuple[dict[str, Any], pd.DataFrame]:
     """Stage 2: the 1-step student, from stage 1, against a fake score network and a discriminator."""
@@ -143,7 +146,7 @@ def distill_stage2(
             "stage2",
         ),
     )
-    result = train(task, config_from_params(stage["training"]), stage["checkpoint_dir"])
+    result = train(task, config_from_params(stage["training"]), checkpoints)
     prefix = "student."
     student = load_denoiser(student1_model)
     student.load_state_dict(

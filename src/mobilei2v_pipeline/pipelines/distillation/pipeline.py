@@ -53,7 +53,7 @@ def _stage(stage: str, train_node, inputs: list[str], model: str) -> Pipeline:
         [
             node(
                 train_node,
-                [*inputs, *LATENTS, "params:distillation"],
+                [*inputs, *LATENTS, f"{stage}_checkpoints", "params:distillation"],
                 [model, history],
                 name=f"distill_{stage}",
             ),

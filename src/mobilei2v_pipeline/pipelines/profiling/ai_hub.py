@@ -11,6 +11,7 @@ import json
 import logging
 import os
 import re
+import shutil
 import threading
 from collections import Counter
 from collections.abc import Callable
@@ -24,6 +25,7 @@ import qai_hub
 from qai_hub.api_utils import get_config_path
 from qai_hub.client import APIException
 
+from mobilei2v_pipeline.atomic_write import atomic_write_bytes
 from mobilei2v_pipeline.psnr import psnr_db
 from mobilei2v_pipeline.text import slug
 
@@ -358,9 +360,14 @@ def _fail(task: _Task, job: qai_hub.Job, kind: str, code: str, message: str, log
 
 def _download_model(task: _Task, model: qai_hub.Model) -> str:
     folder = task.session.artifacts_dir / "compiled"
-    folder.mkdir(parents=True, exist_ok=True)
+    staging = folder / f".partial-{task.stem}"  # renamed into place once whole: a kill leaves no half model
+    shutil.rmtree(staging, ignore_errors=True)
+    staging.mkdir(parents=True)
     # qai_hub appends the runtime's extension (.bin, .tflite, .onnx.zip) and returns the path it wrote.
-    return _relative(Path(model.download(str(folder / task.stem))), task.session.artifacts_dir)
+    written = Path(model.download(str(staging / task.stem)))
+    final = written.replace(folder / written.name)
+    shutil.rmtree(staging)
+    return _relative(final, task.session.artifacts_dir)
 
 
 def _relative(path: Path, root: Path) -> str:
@@ -368,8 +375,7 @@ def _relative(path: Path, root: Path) -> str:
 
 
 def _write_json(path: Path, payload: dict) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_text(json.dumps(payload, indent=2))
+    atomic_write_bytes(path, json.dumps(payload, indent=2).encode())
 
 
 def parse_profile(profile: dict) -> dict:

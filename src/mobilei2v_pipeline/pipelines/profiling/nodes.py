@@ -50,11 +50,13 @@ def profile_ai_hub(
     quantized_models: dict[str, Callable[[], onnx.ModelProto]],
     export_samples: dict[str, dict[str, np.ndarray]],
     onnxruntime_outputs: dict[str, dict[str, np.ndarray]],
+    artifacts: Path,
     qai_hub: dict[str, Any],
 ) -> pd.DataFrame:
     """Compile, profile and run the configured graphs on the configured Snapdragon devices through AI Hub
     (rows that say why when there is no token); compiled models, raw profiles and failed jobs' logs go
-    to `qai_hub.artifacts_dir`. Device outputs are compared with ONNX Runtime's on this machine."""
+    to `artifacts` (the catalog's `ai_hub_artifacts`). Device outputs are compared with ONNX Runtime's on
+    this machine."""
     files = onnx_runtime.by_precision(onnx_models, quantized_models)
     wanted = list(qai_hub["models"])
     missing = sorted(set(wanted) - set(files))
@@ -68,11 +70,9 @@ def profile_ai_hub(
             path.parent.mkdir(exist_ok=True)
             onnx.save(files[key](), path)
             models.setdefault(precision, {})[graph] = path
-        artifacts = Path(qai_hub["artifacts_dir"])
         rows = ai_hub.profile_on_ai_hub(models, export_samples, onnxruntime_outputs, qai_hub, artifacts)
     table = pd.DataFrame(rows)
     # The folder's index, written even when nothing ran, so the folder is always a versionable output.
-    artifacts.mkdir(parents=True, exist_ok=True)
     atomic_write_bytes(artifacts / "rows.csv", table.to_csv(index=False).encode())
     return table
 

@@ -21,6 +21,7 @@ def create_pipeline(**kwargs) -> Pipeline:
                     "quantized_models",
                     "export_samples",
                     "onnxruntime_outputs",
+                    "ai_hub_artifacts",
                     "params:profiling.qai_hub",
                 ],
                 "ai_hub_profile",

@@ -349,7 +349,8 @@ def quantize_executorch(
     teacher_sampling: dict[str, float],
 ) -> tuple[dict[str, bytes], pd.DataFrame, pd.DataFrame]:
     """The denoiser as an 8-bit ExecuTorch program (PT2E with XNNPACK's quantizer, calibrated on the same
-    captured inputs as the ONNX graphs, the condition path kept in float), and, beside the export's fp32
+    captured inputs as the ONNX graphs, the condition embeddings kept in float, the modulation projections
+    with int8 weights and activations quantized at run time), and, beside the export's fp32
     program, both run in ExecuTorch's runtime: output PSNR against fp32 on the held-out inputs, the PSNR of
     the decoded video (deployed step count, ONNX fp32 decoder) against fp32's, size, the share of
     multiply-accumulates in XNNPACK; apart, the median latency here and the speed-up over fp32. Programs
@@ -365,7 +366,9 @@ def quantize_executorch(
     graph = MobileDenoiser(load_denoiser(student2_model), grid).eval()
     started = time.perf_counter()
     samples = (onnx_runtime.sample(calibration, i) for i in range(len(calibration["latents"])))
-    lowered = executorch_runtime.lower_8bit(graph, samples, quantized_from=["latents"])
+    lowered = executorch_runtime.lower_8bit(
+        graph, samples, ["latents"], dynamic_modules=quantization["executorch_dynamic_modules"]
+    )
     delegation = {"w8a8": executorch_runtime.delegation(lowered)}  # fp32's is in the export's table
     programs = {"fp32": executorch_programs["denoiser"](), "w8a8": executorch_runtime.to_executorch(lowered)}
     logger.info("Quantized the ExecuTorch denoiser to 8 bits in %.1f s", time.perf_counter() - started)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import dataclasses
 import logging
+from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -36,6 +37,7 @@ def train_teacher(
     latent_table: pd.DataFrame,
     latent_stats: dict[str, list[float]],
     vae: Any,
+    checkpoints: Path,
     teacher: dict[str, Any],
 ) -> tuple[dict[str, Any], pd.DataFrame]:
     """Rectified-flow training with the first frame pinned; returns the EMA weights with their config.
@@ -60,7 +62,7 @@ def train_teacher(
         teacher["gradient_checkpointing"],
         teacher["sample_examples"],
     )
-    result = train(task, config_from_params(teacher["training"]), teacher["checkpoint_dir"])
+    result = train(task, config_from_params(teacher["training"]), checkpoints)
     model = task.build_model()
     model.load_state_dict(result.state_dict)
     return denoiser_file(model), pd.DataFrame(result.history)

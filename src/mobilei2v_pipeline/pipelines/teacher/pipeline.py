@@ -11,7 +11,14 @@ def create_pipeline(**kwargs) -> Pipeline:
         [
             node(
                 nodes.train_teacher,
-                ["clip_latents", "latent_table", "latent_stats", "vae", "params:teacher"],
+                [
+                    "clip_latents",
+                    "latent_table",
+                    "latent_stats",
+                    "vae",
+                    "teacher_checkpoints",
+                    "params:teacher",
+                ],
                 ["teacher_model", "teacher_training_history"],
                 name="train_teacher",
             ),
