@@ -6,7 +6,10 @@ systems, so nothing here predicts.)"""
 from __future__ import annotations
 
 import dataclasses
+import os
 import shutil
+import subprocess
+import sys
 from pathlib import Path
 
 import numpy as np
@@ -101,6 +104,24 @@ def test_the_summary_of_an_unsaved_model_matches_its_saved_package(tmp_path):
     assert {k: v for k, v in in_memory.items() if k != "size_mb"} == {
         k: v for k, v in saved.items() if k != "size_mb"
     }
+
+
+def test_the_same_graph_saves_to_the_same_bytes_in_another_process(packages, tmp_path):
+    """DVC hashes the packages: a rerun of the same model must not change them (coremltools' UUIDs and its
+    spec's map order, which follows Python's salted string hashes, made every save differ)."""
+    script = (
+        "import sys; sys.path.insert(0, sys.argv[1]); from pathlib import Path; import test_coreml as t; "
+        "t.coreml.save(t.coreml.convert(t._graphs()['light_encoder'], t._inputs('light_encoder'), "
+        "t.OUTPUTS['light_encoder']), Path(sys.argv[2]), 'light_encoder')"
+    )
+    env = {**os.environ, "PYTHONHASHSEED": "12345"}
+    here = str(Path(__file__).parent)
+    subprocess.run([sys.executable, "-c", script, here, str(tmp_path)], check=True, env=env)
+
+    def files(package: Path) -> dict[str, bytes]:
+        return {p.relative_to(package).as_posix(): p.read_bytes() for p in package.rglob("*") if p.is_file()}
+
+    assert files(tmp_path / "light_encoder.mlpackage") == files(packages["light_encoder"])
 
 
 def test_a_save_replaces_an_older_package_and_leaves_nothing_beside_it(tmp_path):

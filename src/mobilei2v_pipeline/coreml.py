@@ -87,8 +87,8 @@ def save(model: ct.models.MLModel, folder: Path, name: str) -> Path:
 
 def _settle(package: Path) -> None:
     """Make a saved package the same bytes for the same model: coremltools names the manifest's items by
-    random UUIDs (name them by a UUID of their path instead), and its torch.export frontend leaves a debug
-    file in the package that no manifest entry names (drop it)."""
+    random UUIDs (name them by a UUID of their path instead), its torch.export frontend leaves a debug
+    file in the package that no manifest entry names (drop it), and its spec's map order varies."""
     manifest_path = package / "Manifest.json"
     manifest = json.loads(manifest_path.read_text())
     renamed = {
@@ -101,6 +101,10 @@ def _settle(package: Path) -> None:
     for stray in package.glob("*.json"):
         if stray != manifest_path:
             stray.unlink()
+    # The spec's metadata is a protobuf map, written in Python's (salted) hash order: write it sorted.
+    for spec_path in package.glob("Data/com.apple.CoreML/*.mlmodel"):
+        spec = Model_pb2.Model.FromString(spec_path.read_bytes())
+        spec_path.write_bytes(spec.SerializeToString(deterministic=True))
 
 
 def _spec(path_or_model: Path | str | ct.models.MLModel) -> tuple[Model_pb2.Model, Path]:
