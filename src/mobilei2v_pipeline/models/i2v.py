@@ -36,9 +36,10 @@ def latent_clips(
 ) -> LatentClips:
     """One split's normalised latents with motion scores and clip size."""
     rows = (table["split"] == split).to_numpy()
+    motion = table.loc[rows, "motion_score"].to_numpy()  # read-only (pandas): torch.tensor copies it
     return LatentClips(
         latents=ae.normalize(torch.as_tensor(latents[rows]), stats),
-        motion=torch.as_tensor(table.loc[rows, "motion_score"].to_numpy(), dtype=torch.float32),
+        motion=torch.tensor(motion, dtype=torch.float32),
         height=int(table["height"].iloc[0]),
         width=int(table["width"].iloc[0]),
     )

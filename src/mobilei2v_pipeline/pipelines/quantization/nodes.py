@@ -374,18 +374,15 @@ def quantize_executorch(
     logger.info("Quantized the ExecuTorch denoiser to 8 bits in %.1f s", time.perf_counter() - started)
     decoder = onnx_runtime.session(onnx_models["decoder"](), quantization["threads"])
     steps, shift = int(quantization["deployed_steps"]), float(teacher_sampling["shift"])
-    rows, times, reference = [], [], {}
+    repeats, rows, times, reference = quantization["latency_repeats"], [], [], {}
     for precision, program in programs.items():
         method = executorch_runtime.load(program)
         run = partial(executorch_runtime.run, method)
         outputs = np.concatenate(
-            [run(onnx_runtime.sample(held_out, i)) for i in range(len(held_out["latents"]))]
+            [run(onnx_runtime.sample(held_out, i)) for i in range(len(held_out["motion"]))]
         )
         videos = _videos(_as_denoiser(run), decoder, examples, steps, shift)
         reference = reference or {"outputs": outputs, "videos": videos}
-        median = executorch_runtime.median_ms(
-            method, onnx_runtime.sample(held_out, 0), quantization["latency_repeats"]
-        )
         rows.append(
             {
                 "precision": precision,
@@ -395,14 +392,10 @@ def quantize_executorch(
                 **delegation.get(precision, {}),
             }
         )
+        median = executorch_runtime.median_ms(method, onnx_runtime.sample(held_out, 0), repeats)
         times.append({"precision": precision, "median_ms": median})
-        logger.info(
-            "ExecuTorch denoiser %s: output PSNR %.2f dB, %.2f MB, %.1f ms",
-            precision,
-            rows[-1]["psnr_db"],
-            rows[-1]["size_mb"],
-            times[-1]["median_ms"],
-        )
+        psnr, size = rows[-1]["psnr_db"], rows[-1]["size_mb"]
+        logger.info("ExecuTorch %s: PSNR %.2f dB, %.2f MB, %.1f ms", precision, psnr, size, median)
     table, latency_table = pd.DataFrame(rows), pd.DataFrame(times)
     table["size_ratio"] = table["size_mb"] / table.loc[0, "size_mb"]
     latency_table["speedup"] = latency_table.loc[0, "median_ms"] / latency_table["median_ms"]

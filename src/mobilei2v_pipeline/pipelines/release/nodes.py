@@ -20,6 +20,7 @@ from mlflow.exceptions import MlflowException
 from mlflow.tracking import MlflowClient
 
 from mobilei2v_pipeline.models.config import LatentGrid
+from mobilei2v_pipeline.models.denoiser import MobileI2VDenoiser
 from mobilei2v_pipeline.models.i2v import load_denoiser
 from mobilei2v_pipeline.models.model_card import count_parameters
 from mobilei2v_pipeline.onnx_runtime import by_precision
@@ -84,6 +85,27 @@ def register_release(
     number = int(info.registered_model_version)
     for key, value in tags.items():
         client.set_model_version_tag(release["model_name"], str(number), key, value)
+    card = _describe_version(client, release, number, student, onnx_models, programs, tags, run.info.run_id)
+    logger.info("Registered %s version %d with %d programs", release["model_name"], number, len(programs))
+    figures = _figures(tags, key_figures(release))
+    return {"version": number, "figures": figures, "measured": sorted(measured & set(figures))}, card
+
+
+DESCRIPTION_CHARS = 5000  # what MLflow's registry stores of a version's description
+
+
+def _describe_version(
+    client: MlflowClient,
+    release: dict[str, Any],
+    number: int,
+    student: MobileI2VDenoiser,
+    onnx_models: dict[str, Callable[[], onnx.ModelProto]],
+    programs: list[Program],
+    tags: dict[str, str],
+    run_id: str,
+) -> str:
+    """The model card, logged beside the programs and set as the version's description (cut to what the
+    registry stores, pointing at the whole card)."""
     grid = LatentGrid(*_denoiser_grid(onnx_models["denoiser"]()))
     card = model_card(
         release["model_name"],
@@ -96,19 +118,10 @@ def register_release(
         release["evaluation_figures"],
     )
     mlflow.log_text(card, "release/model_card.md")
-    description = (
-        card
-        if len(card) <= DESCRIPTION_CHARS
-        else card[: DESCRIPTION_CHARS - 80]
-        + (f"\n\n(cut: the whole card is release/model_card.md of run {run.info.run_id})")
-    )
+    cut = f"\n\n(cut: the whole card is release/model_card.md of run {run_id})"
+    description = card if len(card) <= DESCRIPTION_CHARS else card[: DESCRIPTION_CHARS - 80] + cut
     client.update_model_version(release["model_name"], str(number), description=description)
-    logger.info("Registered %s version %d with %d programs", release["model_name"], number, len(programs))
-    figures = _figures(tags, key_figures(release))
-    return {"version": number, "figures": figures, "measured": sorted(measured & set(figures))}, card
-
-
-DESCRIPTION_CHARS = 5000  # what MLflow's registry stores of a version's description
+    return card
 
 
 def _log_programs(
