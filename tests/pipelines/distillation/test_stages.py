@@ -12,11 +12,13 @@ import torch
 from conftest import REPO
 from kedro.config import OmegaConfigLoader
 
+from mobilei2v_pipeline.datasets.torch_file import TorchFileDataset
 from mobilei2v_pipeline.models.autoencoder import load_pretrained_vae
 from mobilei2v_pipeline.models.i2v import latent_clips
 from mobilei2v_pipeline.pipelines.distillation import nodes
 from mobilei2v_pipeline.pipelines.distillation.task import (
     DistributionMatchingTask,
+    TeacherTrajectories,
     TrajectoryRegressionTask,
     student_times_in_teacher_schedule,
 )
@@ -26,11 +28,13 @@ from mobilei2v_pipeline.pipelines.teacher.nodes import denoiser_config
 @pytest.fixture(scope="module")
 def inputs(trained_project: Path) -> dict:
     data = trained_project / "data"
+    catalog = OmegaConfigLoader(str(REPO / "conf"), base_env="base", default_run_env="base")["catalog"]
+    trajectories = catalog["teacher_trajectories"]  # read as the catalog reads it
     return {
         "teacher_model": torch.load(data / "06_models/teacher/teacher.pt", weights_only=True),
-        "teacher_trajectories": torch.load(
-            data / "05_model_input/teacher_trajectories.pt", weights_only=True
-        ),
+        "teacher_trajectories": TorchFileDataset(
+            str(data / "05_model_input/teacher_trajectories.pt"), record=trajectories["record"]
+        ).load(),
         "clip_latents": np.load(data / "05_model_input/clip_latents.npy"),
         "latent_table": pd.read_parquet(data / "05_model_input/latent_table.parquet"),
         "latent_stats": json.loads((data / "05_model_input/latent_stats.json").read_text()),
@@ -68,13 +72,14 @@ def _falls(history: pd.DataFrame, column: str) -> tuple[float, float]:
 
 def test_trajectories_hold_the_teacher_states_at_the_student_times(inputs: dict, trained_project: Path):
     trajectories = inputs["teacher_trajectories"]
-    train = trajectories["train"]
-    assert train["states"].shape[1] == 3  # noise, the 2-step student's middle time, the teacher's sample
-    torch.testing.assert_close(train["times"], torch.tensor([1.0, 0.75, 0.0]))  # shift 3
+    assert isinstance(trajectories, TeacherTrajectories) and trajectories.shift == 3.0
+    train = trajectories.train
+    assert train.states.shape[1] == 3  # noise, the 2-step student's middle time, the teacher's sample
+    torch.testing.assert_close(train.times, torch.tensor([1.0, 0.75, 0.0]))  # shift 3
     train_clips = (inputs["latent_table"]["split"] == "train").sum()
-    assert len(train["states"]) == 2 * train_clips  # smoke: 2 noises per clip
+    assert len(train.states) == 2 * train_clips  # smoke: 2 noises per clip
     metrics = json.loads((trained_project / "data/08_reporting/distillation_trajectories.json").read_text())
-    assert metrics["trajectories_train"] == len(train["states"])
+    assert metrics["trajectories_train"] == len(train.states)
 
 
 def test_stage1_regression_and_stage2_distribution_matching_each_improve(inputs: dict, tmp_path: Path):

@@ -13,7 +13,7 @@ import pandas as pd
 from mobilei2v_pipeline.models.i2v import denoiser_file, latent_clips, load_denoiser
 from mobilei2v_pipeline.pipelines.distillation.task import (
     DistributionMatchingTask,
-    Trajectories,
+    TeacherTrajectories,
     TrajectoryRegressionTask,
     teacher_trajectories,
 )
@@ -27,7 +27,7 @@ def make_teacher_trajectories(
     latent_stats: dict[str, list[float]],
     teacher_sampling: dict[str, float],
     distillation: dict[str, Any],
-) -> tuple[dict[str, Any], dict[str, float], dict[str, float]]:
+) -> tuple[TeacherTrajectories, dict[str, float], dict[str, float]]:
     """The teacher's N-step samples from fixed noises, with its states at the student's times: train clips
     for stage 1 and the anchor of stage 2, a few val clips for both stages' validation. Returns them, their
     counts, and the wall time apart (a measured figure), so every DVC out of the stage is the same bytes on
@@ -52,16 +52,16 @@ def make_teacher_trajectories(
             seed=settings["seed"] + (split == "val"),
             motion_range=settings["motion_range"],
             batch_size=settings["batch_size"],
-        ).to_dict()
+        )
         for split in ("train", "val")
     }
     figures = {
-        "trajectories_train": len(made["train"]["states"]),
-        "trajectories_val": len(made["val"]["states"]),
+        "trajectories_train": len(made["train"].states),
+        "trajectories_val": len(made["val"].states),
         "trajectories_teacher_steps": steps,
     }
     measured = {"trajectories_seconds": time.perf_counter() - started}
-    return {**made, "teacher_steps": steps, "shift": shift}, figures, measured
+    return TeacherTrajectories(made["train"], made["val"], steps, shift), figures, measured
 
 
 def _task_inputs(
@@ -72,10 +72,10 @@ def _task_inputs(
     val_clips = latent_clips(clip_latents, latent_table, latent_stats, "val")
     return {
         "teacher_file": teacher_model,
-        "train": Trajectories(**trajectories["train"]),
-        "val": Trajectories(**trajectories["val"]),
+        "train": trajectories.train,
+        "val": trajectories.val,
         "val_clips": val_clips.head(distillation["sample_examples"]),
-        "shift": trajectories["shift"],
+        "shift": trajectories.shift,
         "vae": vae.eval(),
         "stats": latent_stats,
         "settings": {k: v for k, v in settings.items() if k != "training"},
@@ -85,7 +85,7 @@ def _task_inputs(
 
 def distill_stage1(
     teacher_model: dict[str, Any],
-    teacher_trajectories: dict[str, Any],
+    teacher_trajectories: TeacherTrajectories,
     clip_latents: np.ndarray,
     latent_table: pd.DataFrame,
     latent_stats: dict[str, list[float]],
@@ -116,7 +116,7 @@ def distill_stage1(
 def distill_stage2(
     teacher_model: dict[str, Any],
     student1_model: dict[str, Any],
-    teacher_trajectories: dict[str, Any],
+    teacher_trajectories: TeacherTrajectories,
     clip_latents: np.ndarray,
     latent_table: pd.DataFrame,
     latent_stats: dict[str, list[float]],

@@ -53,6 +53,30 @@ class Trajectories:
         return self.states[:, 0, :, :1]
 
 
+@dataclass
+class TeacherTrajectories:
+    """The trajectories stage's hand-off to both distillation stages: the teacher's trajectories from the
+    train clips (stage 1's examples, stage 2's anchor) and from a few val clips (both stages' validation),
+    and the sampler that made them."""
+
+    train: Trajectories
+    val: Trajectories
+    teacher_steps: int
+    shift: float
+
+    def to_dict(self) -> dict[str, Any]:
+        """Tensors and plain values only, so the file loads with torch.load(weights_only=True)."""
+        return {"train": self.train.to_dict(), "val": self.val.to_dict()} | {
+            "teacher_steps": self.teacher_steps,
+            "shift": self.shift,
+        }
+
+    @classmethod
+    def from_dict(cls, saved: dict[str, Any]) -> TeacherTrajectories:
+        train, val = Trajectories(**saved["train"]), Trajectories(**saved["val"])
+        return cls(train, val, int(saved["teacher_steps"]), float(saved["shift"]))
+
+
 def student_times_in_teacher_schedule(
     teacher_steps: int, student_steps: int, shift: float
 ) -> tuple[torch.Tensor, list[int]]:
