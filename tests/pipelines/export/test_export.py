@@ -9,6 +9,7 @@ import numpy as np
 import onnx
 import pandas as pd
 import pytest
+from conftest import load_arrays
 
 from mobilei2v_pipeline import executorch_runtime, onnx_runtime
 from mobilei2v_pipeline.pipelines.export.graphs import INPUTS, OUTPUTS
@@ -32,8 +33,8 @@ def test_every_graph_is_static_named_opset_18_and_passes_the_checker(trained_pro
 
 
 def test_onnx_runtime_matches_torch_and_the_report_says_so(trained_project: Path):
-    samples = pd.read_pickle(trained_project / "data/05_model_input/export_samples.pkl")
-    reference = pd.read_pickle(trained_project / "data/07_model_output/torch_outputs.pkl")
+    samples = load_arrays(trained_project / "data/05_model_input/export_samples.npz")
+    reference = load_arrays(trained_project / "data/07_model_output/torch_outputs.npz")
     model = onnx.load(trained_project / "data/06_models/onnx/fp32/denoiser.onnx")
     session = onnx_runtime.session(model)
     first = onnx_runtime.run(session, {k: v[:1] for k, v in samples["denoiser"].items()})
@@ -63,8 +64,8 @@ def test_the_mobile_denoiser_graph_has_no_fused_attention_and_few_transposes(tra
 
 def test_the_executorch_program_runs_in_executorch_and_matches_torch(trained_project: Path):
     program = (trained_project / "data/06_models/executorch/denoiser.pte").read_bytes()
-    samples = pd.read_pickle(trained_project / "data/05_model_input/export_samples.pkl")["denoiser"]
-    reference = pd.read_pickle(trained_project / "data/07_model_output/torch_outputs.pkl")["denoiser"]
+    samples = load_arrays(trained_project / "data/05_model_input/export_samples.npz")["denoiser"]
+    reference = load_arrays(trained_project / "data/07_model_output/torch_outputs.npz")["denoiser"]
     output = executorch_runtime.run(
         executorch_runtime.load(program), {n: samples[n][:1] for n in INPUTS["denoiser"]}
     )
@@ -96,7 +97,7 @@ def test_the_core_ml_packages_are_valid_fp16_ml_programs_with_the_app_s_names(tr
 
     folder = trained_project / "data/06_models/coreml"  # the light pair in smoke (the denoiser: test_coreml)
     assert sorted(p.name for p in folder.iterdir()) == ["light_decoder.mlpackage", "light_encoder.mlpackage"]
-    samples = pd.read_pickle(trained_project / "data/05_model_input/export_samples.pkl")
+    samples = load_arrays(trained_project / "data/05_model_input/export_samples.npz")
     for package in folder.iterdir():
         graph = package.name.removesuffix(".mlpackage")
         coreml.validate(package)  # coremltools' own checks; Core ML itself runs only on Apple systems

@@ -12,7 +12,7 @@ import numpy as np
 import onnx
 import pandas as pd
 import pytest
-from conftest import run_kedro, use_project
+from conftest import load_arrays, run_kedro, use_project
 
 from mobilei2v_pipeline.onnx_runtime import peak_memory_mb
 from mobilei2v_pipeline.pipelines.profiling.ai_hub import NO_TOKEN
@@ -35,7 +35,7 @@ def test_onnxruntime_figures_of_every_graph_and_the_per_frame_latency(trained_pr
     assert (table["peak_memory_mb"] > 0).all()
     figures = json.loads((trained_project / MEASURED / "profiling.json").read_text())
     rows = table.set_index(["precision", "graph"])["median_ms"]
-    frames = pd.read_pickle(trained_project / "data/07_model_output/torch_outputs.pkl")["decoder"].shape[2]
+    frames = load_arrays(trained_project / "data/07_model_output/torch_outputs.npz")["decoder"].shape[2]
     assert figures["per_frame_latency_ms"] == pytest.approx(
         (rows["w8a8", "denoiser"] + rows["fp32", "decoder"]) / frames, rel=1e-4
     )
@@ -51,7 +51,7 @@ def test_onnxruntime_figures_of_every_graph_and_the_per_frame_latency(trained_pr
 
 def test_operator_times_and_peak_memory_of_a_real_graph(trained_project: Path):
     model = onnx.load(trained_project / "data/06_models/onnx/fp32/light_decoder.onnx")
-    samples = pd.read_pickle(trained_project / "data/05_model_input/export_samples.pkl")["light_decoder"]
+    samples = load_arrays(trained_project / "data/05_model_input/export_samples.npz")["light_decoder"]
     inputs = {k: v[:1] for k, v in samples.items()}
     ops = operator_times(model, inputs, threads=1, runs=2)
     assert ops["share"].sum() == pytest.approx(1.0)

@@ -12,6 +12,7 @@ import pandas as pd
 import pytest
 import torch
 import yaml
+from conftest import load_arrays
 
 from mobilei2v_pipeline.pipelines.quantization.nodes import module_nodes, quantize_models
 
@@ -28,7 +29,7 @@ def _config(project: Path, name: str) -> dict:
 
 def test_calibration_inputs_are_the_students_own_calls(trained_project: Path):
     settings = _config(trained_project, "quantization")["calibration"]
-    inputs = pd.read_pickle(trained_project / "data/05_model_input/denoiser_inputs.pkl")
+    inputs = load_arrays(trained_project / "data/05_model_input/denoiser_inputs.npz")
     examples = len(settings["motion_scores"]) * len(settings["seeds"]) * settings["val_clips"]
     calls = examples * sum(settings["steps"])  # one denoiser call per step
     assert {k: len(v) for k, v in inputs.items()} == dict.fromkeys(inputs, calls)
@@ -75,7 +76,7 @@ def test_the_8_bit_executorch_program_is_delegated_smaller_and_close_to_fp32(tra
 
     program = (trained_project / "data/06_models/executorch_quantized/denoiser_w8a8.pte").read_bytes()
     fp32 = (trained_project / "data/06_models/executorch/denoiser.pte").read_bytes()
-    inputs = pd.read_pickle(trained_project / "data/05_model_input/denoiser_inputs.pkl")
+    inputs = load_arrays(trained_project / "data/05_model_input/denoiser_inputs.npz")
     sample = {name: inputs[name][:1] for name in ("latents", "timesteps", "motion")}
     output = executorch_runtime.run(executorch_runtime.load(program), sample)  # ExecuTorch's own runtime
     reference = executorch_runtime.run(executorch_runtime.load(fp32), sample)
