@@ -51,6 +51,13 @@ def tracking_uri(tmp_path_factory: pytest.TempPathFactory) -> str:
     return f"sqlite:///{tmp_path_factory.mktemp('mlflow') / 'mlflow.db'}"
 
 
+def load_arrays(path: Path) -> dict[str, Any]:
+    """Arrays a stage handed on (export samples, torch outputs, denoiser inputs), read as the catalog does."""
+    from mobilei2v_pipeline.datasets.numpy_arrays import NumpyArraysDataset
+
+    return NumpyArraysDataset(str(path)).load()
+
+
 def copy_project(root: Path) -> Path:
     """A copy of the project at `root` (without the user's conf/local and data)."""
     root.mkdir(parents=True)
