@@ -27,8 +27,9 @@ DATA_LAYERS = [
 PROJECT_FILES = ["conf", "src", "notebooks", "pyproject.toml", "dvc.yaml", ".dvcignore", ".telemetry"]
 
 
-# The longest test files, longest first: the two workers (`--dist loadfile`) take files in collection order,
-# so these start first and the many short files fill in around them, instead of one worker finishing alone.
+# The longest test files, longest first: the two workers (`--dist loadfile --no-loadscope-reorder`) take files
+# in collection order, so these start first and the many short files fill in around them, instead of one
+# worker finishing alone. (xdist's default reorder, by test count, started the one-test sweep last: +1 min.)
 LONGEST_FILES = (
     "test_retrain.py",
     "test_experiments.py",
