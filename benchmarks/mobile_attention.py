@@ -27,13 +27,11 @@ import argparse
 import gc
 import json
 import time
-from pathlib import Path
 
 import numpy as np
 import onnx
 import torch
-import yaml
-from report import log, machine_info, text_table
+from report import RESULTS_DIR, log, machine_info, quantization_settings, text_table
 
 from mobilei2v_pipeline import onnx_runtime
 from mobilei2v_pipeline.atomic_write import atomic_write_bytes
@@ -47,8 +45,6 @@ from mobilei2v_pipeline.pipelines.export.nodes import to_onnx
 from mobilei2v_pipeline.pipelines.profiling.onnxruntime import operator_times
 from mobilei2v_pipeline.psnr import psnr_db
 
-ROOT = Path(__file__).resolve().parents[1]
-RESULTS_DIR = ROOT / "benchmarks" / "results"
 PRESET = PRESETS["paper"]
 CONFIG, GRID = PRESET.denoiser, PRESET.latent_grid
 
@@ -186,7 +182,7 @@ def _executorch(
     del lowered
     calibration = flow_inputs(GRID, 4, seed=0, config=CONFIG)
     started = time.perf_counter()
-    settings = yaml.safe_load((ROOT / "conf/base/parameters_quantization.yml").read_text())["quantization"]
+    settings = quantization_settings()
     lowered = executorch_runtime.lower_8bit(
         graph,
         (onnx_runtime.sample(calibration, i) for i in range(4)),

@@ -28,12 +28,10 @@ import re
 import resource
 import time
 from collections.abc import Iterator
-from pathlib import Path
 
 import numpy as np
 import torch
-import yaml
-from report import log, machine_info, text_table
+from report import RESULTS_DIR, log, machine_info, quantization_settings, text_table
 
 from mobilei2v_pipeline import onnx_runtime
 from mobilei2v_pipeline.atomic_write import atomic_write_bytes
@@ -44,8 +42,6 @@ from mobilei2v_pipeline.pipelines.export.nodes import to_onnx
 from mobilei2v_pipeline.pipelines.quantization.nodes import quantize_models
 from mobilei2v_pipeline.psnr import psnr_db
 
-ROOT = Path(__file__).resolve().parents[1]
-RESULTS_DIR = ROOT / "benchmarks" / "results"
 CONFIG = PRESETS["paper"].denoiser
 
 
@@ -100,7 +96,7 @@ def main(argv: list[str] | None = None) -> None:
     if args.quick:
         args.calibration, args.held_out, args.repeats = 2, 2, 3
     grid = LatentGrid(*args.grid)
-    settings = yaml.safe_load((ROOT / "conf/base/parameters_quantization.yml").read_text())["quantization"]
+    settings = quantization_settings()
 
     torch.manual_seed(0)
     model = MobileI2VDenoiser(CONFIG).eval()

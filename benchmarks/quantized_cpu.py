@@ -26,16 +26,14 @@ import argparse
 import json
 import tempfile
 import time
-from pathlib import Path
 
 import numpy as np
 import onnx
 import onnxruntime as ort
 import torch
-import yaml
 from onnxruntime import quantization as ort_quant
 from quantization import flow_inputs
-from report import log, machine_info, text_table
+from report import RESULTS_DIR, log, machine_info, quantization_settings, text_table
 
 from mobilei2v_pipeline import onnx_runtime
 from mobilei2v_pipeline.atomic_write import atomic_write_bytes
@@ -46,9 +44,6 @@ from mobilei2v_pipeline.pipelines.export.nodes import to_onnx
 from mobilei2v_pipeline.pipelines.profiling.onnxruntime import operator_times
 from mobilei2v_pipeline.pipelines.quantization.nodes import quantize_models
 from mobilei2v_pipeline.psnr import psnr_db
-
-ROOT = Path(__file__).resolve().parents[1]
-RESULTS_DIR = ROOT / "benchmarks" / "results"
 
 
 def _top_operators(graph: onnx.ModelProto, feed: dict[str, np.ndarray]) -> dict[str, float]:
@@ -65,7 +60,7 @@ def main(argv: list[str] | None = None) -> None:
     args = parser.parse_args(argv)
     preset = PRESETS[args.preset]
     config, grid = preset.denoiser, preset.latent_grid
-    settings = yaml.safe_load((ROOT / "conf/base/parameters_quantization.yml").read_text())["quantization"]
+    settings = quantization_settings()
 
     torch.manual_seed(0)
     model = MobileI2VDenoiser(config).eval()

@@ -1,4 +1,5 @@
-"""What every benchmark script shares: timestamped progress lines, plain-text tables, the machine block."""
+"""What every benchmark script shares: timestamped progress lines, plain-text tables, the machine block, where
+results go, the pipeline's quantization parameters."""
 
 from __future__ import annotations
 
@@ -6,6 +7,17 @@ import os
 import platform
 import sys
 import time
+from pathlib import Path
+
+import yaml
+
+REPO = Path(__file__).resolve().parents[1]
+RESULTS_DIR = REPO / "benchmarks" / "results"
+
+
+def quantization_settings() -> dict:
+    """The pipeline's quantization parameters (conf/base), so a benchmark quantizes as the stage does."""
+    return yaml.safe_load((REPO / "conf/base/parameters_quantization.yml").read_text())["quantization"]
 
 
 def log(message: str) -> None:

@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import math
 import operator
-import time
 from collections import Counter
 from collections.abc import Iterable, Sequence
 from itertools import chain
@@ -23,6 +22,8 @@ from executorch.exir.passes.constant_prop_pass import constant_prop_pass
 from executorch.runtime import Method, Runtime
 from torchao.quantization.pt2e.quantize_pt2e import convert_pt2e, prepare_pt2e
 from torchao.quantization.pt2e.quantizer.composable_quantizer import ComposableQuantizer
+
+from mobilei2v_pipeline.timing import call_times_ms
 
 DELEGATE_CALL = "executorch_call_delegate"
 
@@ -151,10 +152,4 @@ def median_ms(method: Method, inputs: dict[str, np.ndarray], repeats: int) -> fl
     """Median milliseconds of `repeats` runs on the same inputs, after one untimed warm-up run (the first
     run packs XNNPACK's weights)."""
     tensors = list(_tensors(inputs))
-    method.execute(tensors)
-    times = []
-    for _ in range(repeats):
-        started = time.perf_counter()
-        method.execute(tensors)
-        times.append(1000 * (time.perf_counter() - started))
-    return float(np.median(times))
+    return float(np.median(call_times_ms(lambda: method.execute(tensors), repeats, warmup=1)))

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import multiprocessing
 import re
-import time
 from collections.abc import Callable
 from concurrent.futures import ProcessPoolExecutor
 from pathlib import Path
@@ -12,6 +11,8 @@ from pathlib import Path
 import numpy as np
 import onnx
 import onnxruntime as ort
+
+from mobilei2v_pipeline.timing import call_times_ms
 
 
 def session(
@@ -69,14 +70,7 @@ def time_runs(
 ) -> np.ndarray:
     """Milliseconds of `repeats` runs on the same inputs, after `warmup` untimed ones."""
     feed = {name: np.asarray(value, dtype=np.float32) for name, value in inputs.items()}
-    for _ in range(warmup):
-        model.run(None, feed)
-    times = []
-    for _ in range(repeats):
-        started = time.perf_counter()
-        model.run(None, feed)
-        times.append(1000 * (time.perf_counter() - started))
-    return np.array(times)
+    return call_times_ms(lambda: model.run(None, feed), repeats, warmup)
 
 
 def _status_kib(field: str) -> int:

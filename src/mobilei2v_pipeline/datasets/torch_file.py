@@ -19,13 +19,12 @@ from mobilei2v_pipeline.atomic_write import atomic_write
 class TorchFileDataset(AbstractDataset[Any, Any]):
     def __init__(self, filepath: str, record: str | None = None, metadata: dict[str, Any] | None = None):
         self._filepath = Path(filepath)
-        self._record_path = record
-        self._record = load_obj(record) if record else None
+        self._record = record  # imported when first loaded: building the catalog imports no stage
         self.metadata = metadata
 
     def load(self) -> Any:
         saved = torch.load(self._filepath, map_location="cpu", weights_only=True)
-        return self._record.from_dict(saved) if self._record else saved
+        return load_obj(self._record).from_dict(saved) if self._record else saved
 
     def save(self, data: Any) -> None:
         saved = data.to_dict() if self._record else data
@@ -35,4 +34,4 @@ class TorchFileDataset(AbstractDataset[Any, Any]):
         return self._filepath.is_file()
 
     def _describe(self) -> dict[str, Any]:
-        return {"filepath": str(self._filepath), "record": self._record_path}
+        return {"filepath": str(self._filepath), "record": self._record}

@@ -66,7 +66,9 @@ class TeacherTrajectories:
 
     def to_dict(self) -> dict[str, Any]:
         """Tensors and plain values only, so the file loads with torch.load(weights_only=True)."""
-        return {"train": self.train.to_dict(), "val": self.val.to_dict()} | {
+        return {
+            "train": self.train.to_dict(),
+            "val": self.val.to_dict(),
             "teacher_steps": self.teacher_steps,
             "shift": self.shift,
         }
